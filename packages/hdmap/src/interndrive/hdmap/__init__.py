@@ -1,0 +1,3 @@
+"""interndrive.hdmap: see packages/hdmap/README.md."""
+
+__version__ = '0.1.0'
