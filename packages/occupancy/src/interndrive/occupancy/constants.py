@@ -90,7 +90,7 @@ _REFERENCE_ROWS: dict[str, tuple[float, ...]] = {
         27.44,
         19.29,
         17.29,
-    ),  # fmt: skip
+    ),
     'bevformer_base_occ': (
         23.67,
         5.03,
@@ -110,7 +110,7 @@ _REFERENCE_ROWS: dict[str, tuple[float, ...]] = {
         25.38,
         15.41,
         14.46,
-    ),  # fmt: skip
+    ),
 }
 REFERENCE_METRICS: dict[str, dict[str, float]] = {
     model: dict(zip(('mIoU', *CLASS_NAMES[:NUM_SEMANTIC_CLASSES]), row, strict=True))
