@@ -17,8 +17,8 @@ import torch
 
 pytest.importorskip('dcnv3', reason='the dcnv3 package (dcnv3/src) is not importable')
 
-from interndrive.common.backbones import InternImage, create_internimage  # noqa: E402
-from interndrive.common.checkpoint import (  # noqa: E402
+from interndrive.common.backbones import InternImage, create_internimage
+from interndrive.common.checkpoint import (
     CheckpointFormatError,
     CheckpointMismatchError,
     atomic_torch_save,
@@ -26,7 +26,7 @@ from interndrive.common.checkpoint import (  # noqa: E402
     load_internimage_checkpoint,
     read_checkpoint,
 )
-from interndrive.common.convert_checkpoint import check_against_arch, convert_checkpoint, main  # noqa: E402
+from interndrive.common.convert_checkpoint import check_against_arch, convert_checkpoint, main
 
 
 def small(seed: int, **kw) -> InternImage:
@@ -119,7 +119,9 @@ def test_classification_checkpoint_into_backbone_ignores_head(tmp_path: Path) ->
     dst = small(1)
     report = load_internimage_checkpoint(dst, tmp_path / 'c.pth', strict=True)
     assert report.complete
-    assert sorted(report.ignored_head) == sorted(k for k in src.state_dict() if k.startswith(('conv_head', 'head')))
+    assert sorted(report.ignored_head) == sorted(
+        k for k in src.state_dict() if k.startswith(('conv_head', 'head'))
+    )
     for a, b in zip(src.forward_intermediates(X, intermediates_only=True), outputs(dst)):
         assert torch.equal(a, b)
 
@@ -176,7 +178,13 @@ def test_init_cfg_pretrained_and_builder_pretrained(tmp_path: Path) -> None:
 
 def test_builder_pretrained_loads(tmp_path: Path) -> None:
     # Real variant shapes would be 120 MB; shrink T's stages via overrides (the loader only cares about keys).
-    kw = dict(core_op='DCNv3_pytorch', channels=16, depths=(1, 1, 1, 1), groups=(1, 2, 4, 8), num_classes=3)
+    kw = dict(
+        core_op='DCNv3_pytorch',
+        channels=16,
+        depths=(1, 1, 1, 1),
+        groups=(1, 2, 4, 8),
+        num_classes=3,
+    )
     src = create_internimage('internimage_t', **kw).eval()
     torch.save({'model': src.state_dict()}, tmp_path / 't.pth')
     dst = create_internimage('internimage_t', pretrained=str(tmp_path / 't.pth'), **kw).eval()
@@ -204,7 +212,10 @@ def test_strict_mode_lists_missing_unexpected_and_mismatched() -> None:
 
 def test_two_backbones_need_a_prefix() -> None:
     a, b = small(0).state_dict(), small(3).state_dict()
-    sd = {**{f'img_backbone.{k}': v for k, v in a.items()}, **{f'pts_backbone.{k}': v for k, v in b.items()}}
+    sd = {
+        **{f'img_backbone.{k}': v for k, v in a.items()},
+        **{f'pts_backbone.{k}': v for k, v in b.items()},
+    }
     with pytest.raises(CheckpointFormatError, match='several InternImage backbones'):
         load_internimage_checkpoint(small(1), sd)
     dst = small(1)
@@ -213,13 +224,13 @@ def test_two_backbones_need_a_prefix() -> None:
 
 
 def test_bad_files_are_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match='nope.pth'):
+    with pytest.raises(FileNotFoundError, match=r'nope\.pth'):
         load_internimage_checkpoint(small(0), tmp_path / 'nope.pth')
     torch.save(torch.zeros(3), tmp_path / 'tensor.pth')
-    with pytest.raises(CheckpointFormatError, match='tensor.pth: expected a dict'):
+    with pytest.raises(CheckpointFormatError, match=r'tensor\.pth: expected a dict'):
         read_checkpoint(tmp_path / 'tensor.pth')
     torch.save({'state_dict': {'neck.w': torch.zeros(1)}}, tmp_path / 'neck.pth')
-    with pytest.raises(CheckpointFormatError, match="neck.pth: no InternImage weights found"):
+    with pytest.raises(CheckpointFormatError, match=r'neck\.pth: no InternImage weights found'):
         load_internimage_checkpoint(small(0), tmp_path / 'neck.pth')
     with pytest.raises(CheckpointFormatError, match='not a checkpoint'):
         detect_format({'epoch': 3})
@@ -263,7 +274,20 @@ def test_convert_to_safetensors_and_cli(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([str(up), str(tmp_path / 'x.safetensors'), '--to', 'mmdet']) == 2
     assert '.safetensors output is only supported' in capsys.readouterr().err
     assert main([str(tmp_path / 'missing.pth'), str(tmp_path / 'y.pth'), '--to', 'mmdet']) == 2
-    assert main([str(up), str(tmp_path / 'z.pth'), '--to', 'mmdet', '--arch', 'internimage_t', '--strict']) == 1
+    assert (
+        main(
+            [
+                str(up),
+                str(tmp_path / 'z.pth'),
+                '--to',
+                'mmdet',
+                '--arch',
+                'internimage_t',
+                '--strict',
+            ]
+        )
+        == 1
+    )
     assert 'does not match internimage_t' in capsys.readouterr().err
     assert not (tmp_path / 'z.pth').exists()
 
@@ -281,7 +305,9 @@ def test_check_against_real_variant_shapes() -> None:
     assert report.unexpected == ['levels.0.blocks.0.gamma1']
 
 
-def test_atomic_save_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_save_keeps_old_file_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dst = tmp_path / 'ckpt.pth'
     atomic_torch_save({'a': torch.ones(1)}, dst)
 
@@ -298,7 +324,9 @@ def test_atomic_save_keeps_old_file_on_failure(tmp_path: Path, monkeypatch: pyte
 
 def test_module_is_runnable() -> None:
     root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root / 'dcnv3/src'), str(root / 'common/src')]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(root / 'dcnv3/src'), str(root / 'common/src')])
+    )
     res = subprocess.run(
         [sys.executable, '-m', 'interndrive.common.convert_checkpoint', '--help'],
         capture_output=True, text=True, env=env, timeout=120,
