@@ -28,7 +28,7 @@ def test_numpy_stays_below_2() -> None:
 
 
 def test_mmcv_has_compiled_ops() -> None:
-    from mmcv.ops import multi_scale_deformable_attn_pytorch
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
     from mmcv.utils import ext_loader
 
     ext = ext_loader.load_ext('_ext', ['ms_deform_attn_forward', 'nms'])
