@@ -1,0 +1,43 @@
+"""BEVFormer encoder layers shared by the occupancy and OpenLane-V2 tasks.
+
+Importing this package registers, in mmengine's root `MODELS` registry (visible from the mmdet and
+mmdet3d scopes), `BEVFormerConstructer`, `BEVFormerEncoder`, `BEVFormerLayer`,
+`TemporalSelfAttention`, `SpatialCrossAttention` and `MSDeformableAttention3D`, so task configs can
+say `type='BEVFormerConstructer'` etc. See `common/README_bev.md`.
+"""
+
+from .constructor import BEVFormerConstructer
+from .deformable_attention_3d import MSDeformableAttention3D
+from .deformable_sampling import multi_scale_deformable_attention
+from .encoder import BEVFormerEncoder, BEVFormerLayer
+from .geometry import (
+    bev_reference_points_2d,
+    bev_reference_points_3d,
+    ego_motion_bev_shift,
+    project_to_cameras,
+    rotate_bev,
+)
+from .img_metas import can_bus_from_metas, image_size_from_metas, lidar2img_from_metas
+from .positional_encoding import BEVLearnedPositionalEncoding
+from .spatial_cross_attention import SpatialCrossAttention, rebatch_indices
+from .temporal_self_attention import TemporalSelfAttention
+
+__all__ = [
+    'BEVFormerConstructer',
+    'BEVFormerEncoder',
+    'BEVFormerLayer',
+    'BEVLearnedPositionalEncoding',
+    'MSDeformableAttention3D',
+    'SpatialCrossAttention',
+    'TemporalSelfAttention',
+    'bev_reference_points_2d',
+    'bev_reference_points_3d',
+    'can_bus_from_metas',
+    'ego_motion_bev_shift',
+    'image_size_from_metas',
+    'lidar2img_from_metas',
+    'multi_scale_deformable_attention',
+    'project_to_cameras',
+    'rebatch_indices',
+    'rotate_bev',
+]
