@@ -6,11 +6,27 @@ through that group, so installing one task alone gives a CLI that knows exactly 
 
 Every callable is optional: a task that does not offer a capability yet leaves it as None and the CLI
 says so instead of failing somewhere deep.
+
+Discovery also finds task packages that are importable but not installed as distributions (a source
+checkout on PYTHONPATH): any `interndrive.<name>.task` module exporting `TASK` counts, so entry points
+and PYTHONPATH development give the same CLI.
+
+Conventions the CLI relies on (see common/README_tooling.md):
+- Configs name their task with `task = '<name>'` or live in the task's `config_dir`.
+- `interndrive test --format-only --submission PATH` calls `prepare_submission(cfg, PATH)` when given;
+  otherwise it sets `format_only=True` and `submission_path=PATH` on every `test_evaluator` metric.
+- Metrics used with `SceneContiguousSampler` append exactly one entry to `self.results` per sample.
+- Subcommands added by `add_commands` set `func=<callable(args) -> int | None>` with `set_defaults`.
+- User errors are raised as `interndrive.common.engine.checks.InterndriveError` subclasses (the CLI
+  prints them in one line and exits with status 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -38,6 +54,10 @@ class Task:
         add_visualize_arguments: Adds the task-specific flags of `interndrive visualize TASK`.
         add_commands: Adds task-specific subcommands under `interndrive TASK ...` (e.g. `convert`).
         reference_metrics: Published numbers of the seed models (for tables and documentation).
+        prepare_submission: `prepare_submission(cfg, path)` edits a loaded mmengine Config so that
+            `interndrive test --format-only` writes the challenge submission file to `path` instead
+            of computing metrics. When None the CLI sets `format_only=True` and
+            `submission_path=str(path)` on each test_evaluator metric.
     """
 
     name: str
@@ -51,20 +71,94 @@ class Task:
     add_visualize_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     add_commands: Callable[[argparse._SubParsersAction], None] | None = None
     reference_metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    prepare_submission: Callable[[Any, Path], None] | None = None
+
+    def capabilities(self) -> list[str]:
+        """Names of the optional capabilities this task provides (for `interndrive info`)."""
+        names = (
+            'register_modules',
+            'evaluate',
+            'format_metrics',
+            'demo',
+            'visualize',
+            'add_commands',
+        )
+        return [n for n in names if getattr(self, n) is not None]
+
+
+def _check_task(task: object, origin: str) -> Task:
+    if not isinstance(task, Task):
+        raise TypeError(
+            f'{origin} must be an interndrive.common.tasks.Task, got {type(task).__name__}'
+        )
+    return task
+
+
+def _namespace_task_modules() -> list[str]:
+    """`interndrive.<name>.task` modules importable from the `interndrive` namespace package."""
+    try:
+        import interndrive
+    except ImportError:  # pragma: no cover - this module itself lives in the namespace
+        return []
+    names = []
+    for info in pkgutil.iter_modules(list(interndrive.__path__)):
+        if info.ispkg and info.name != 'common':
+            module = f'interndrive.{info.name}.task'
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ImportError:
+                found = False
+            if found:
+                names.append(module)
+    return sorted(names)
+
+
+def discover_tasks_with_errors(
+    strict: bool = False,
+) -> tuple[dict[str, Task], dict[str, str]]:
+    """Like `discover_tasks`, but a task that fails to load is reported instead of raised.
+
+    Args:
+        strict: Re-raise the first loading error instead of reporting it.
+
+    Returns:
+        The loaded tasks keyed by name, and `{name or module: one-line error}` for broken ones.
+    """
+    tasks: dict[str, Task] = {}
+    errors: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            task = _check_task(
+                ep.load(), f'entry point {ep.name!r} ({ep.value}) in group {ENTRY_POINT_GROUP!r}'
+            )
+        except Exception as e:  # a broken plug-in must not take the whole CLI down
+            if strict:
+                raise
+            errors[ep.name] = f'{type(e).__name__}: {e}'
+            continue
+        tasks[task.name] = task
+    for module in _namespace_task_modules():
+        short = module.split('.')[1]
+        if short in tasks or short in errors:
+            continue
+        try:
+            task = _check_task(importlib.import_module(module).TASK, f'{module}.TASK')
+        except Exception as e:
+            if strict:
+                raise
+            errors[short] = f'{type(e).__name__}: {e}'
+            continue
+        tasks.setdefault(task.name, task)
+    return tasks, errors
 
 
 def discover_tasks() -> dict[str, Task]:
-    """Loads every installed task package's `Task`, keyed by name."""
-    tasks: dict[str, Task] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        task = ep.load()
-        if not isinstance(task, Task):
-            raise TypeError(
-                f'entry point {ep.name!r} ({ep.value}) in group {ENTRY_POINT_GROUP!r} must be an '
-                f'interndrive.common.tasks.Task, got {type(task).__name__}'
-            )
-        tasks[task.name] = task
-    return tasks
+    """Loads every installed task package's `Task`, keyed by name.
+
+    Tasks come from the `interndrive.tasks` entry points, then from `interndrive.<name>.task`
+    modules on the import path (source checkouts). A task that fails to load raises.
+    """
+    return discover_tasks_with_errors(strict=True)[0]
 
 
 def get_task(name: str) -> Task:

@@ -1,0 +1,49 @@
+"""Progress bars for long loops (training, testing, converters, offline evaluation).
+
+Shown only on the main process, only when stderr is a terminal (a log file full of carriage returns
+helps nobody) unless `INTERNDRIVE_PROGRESS=1` forces them on; `INTERNDRIVE_PROGRESS=0` turns them off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from mmengine.dist import is_main_process
+from tqdm import tqdm
+
+T = TypeVar('T')
+
+
+def progress_enabled() -> bool:
+    """Whether progress bars should be drawn in this process."""
+    setting = os.environ.get('INTERNDRIVE_PROGRESS', '').strip()
+    if setting == '0' or not is_main_process():
+        return False
+    return setting == '1' or sys.stderr.isatty()
+
+
+def track(
+    iterable: Iterable[T], description: str = '', total: int | None = None, unit: str = 'it'
+) -> Iterator[T]:
+    """Iterates `iterable` with a tqdm bar (see `progress_enabled`).
+
+    Args:
+        iterable: What to iterate over.
+        description: Text left of the bar (e.g. `'test'`, `'converting val'`).
+        total: Number of items when `len(iterable)` is not available.
+        unit: Unit shown in the rate (e.g. `'frame'`).
+    """
+    if total is None and hasattr(iterable, '__len__'):
+        total = len(iterable)  # type: ignore[arg-type]
+    yield from tqdm(
+        iterable,
+        desc=description,
+        total=total,
+        unit=unit,
+        disable=not progress_enabled(),
+        dynamic_ncols=True,
+        leave=False,
+    )
