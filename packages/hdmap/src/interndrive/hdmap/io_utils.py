@@ -1,0 +1,78 @@
+"""Small file helpers: atomic writes and JSON/pickle reading with errors that name the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f'object of type {type(obj).__name__} is not JSON serializable')
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Writes `data` as JSON to a temp file in the same folder, then renames it over `path`.
+
+    numpy arrays and scalars are converted to lists / Python numbers.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(data, f, default=_to_jsonable)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json_or_pickle(path: str | os.PathLike, what: str) -> Any:
+    """Loads a .json (or, like the challenge's `mmcv.load`, a .pkl/.pickle) file.
+
+    Args:
+        path: The file.
+        what: What the file should be, for error messages ('submission', 'annotation file').
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{what} {path}: no such file')
+    suffix = path.suffix.lower()
+    if suffix in ('.pkl', '.pickle'):
+        # Pickle runs code from the file: only for the user's own files, as the challenge allows.
+        with path.open('rb') as f:
+            return pickle.load(f)
+    if suffix != '.json':
+        raise ValueError(
+            f'{what} {path}: expected a .json (or .pkl) file, got {suffix or "no suffix"!r}'
+        )
+    try:
+        with path.open() as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f'{what} {path}: not valid JSON ({e})') from e
