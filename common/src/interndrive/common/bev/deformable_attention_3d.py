@@ -125,15 +125,18 @@ class MSDeformableAttention3D(BaseModule):
         projected = projected.view(bs, num_value, self.num_heads, self.embed_dims // self.num_heads)
 
         shape = (bs, num_query, self.num_heads, self.num_levels, self.num_points)
-        offsets = self.sampling_offsets(query).view(*shape, 2).float()
+        offsets = self.sampling_offsets(query).view(*shape, 2)
+        # Locations in at least float32: offsets are fractions of feature maps up to ~256 wide.
+        precision = torch.promote_types(offsets.dtype, torch.float32)
+        offsets = offsets.to(precision)
         weights = self.attention_weights(query).view(bs, num_query, self.num_heads, -1)
         weights = weights.softmax(-1).view(*shape)
 
-        normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1).float()
+        normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1).to(precision)
         offsets = offsets / normalizer[None, None, None, :, None, :]
         # Point index p = k * D + d belongs to anchor d (upstream layout, needed for checkpoints).
         offsets = offsets.view(*shape[:4], self.num_points // num_anchors, num_anchors, 2)
-        refs = reference_points.float()[:, :, None, None, None, :, :]
+        refs = reference_points.to(precision)[:, :, None, None, None, :, :]
         locations = (refs + offsets).view(*shape, 2)
         return multi_scale_deformable_attention(
             projected, spatial_shapes, level_start_index, locations, weights, self.im2col_step

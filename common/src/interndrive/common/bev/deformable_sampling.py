@@ -1,7 +1,7 @@
 """Multi-scale deformable attention sampling shared by the BEV attentions.
 
 Dispatches to mmcv's compiled `MultiScaleDeformableAttnFunction` for CUDA tensors and to mmcv's
-`multi_scale_deformable_attn_pytorch` (`grid_sample`) otherwise, always in float32: the sampling
+`multi_scale_deformable_attn_pytorch` (`grid_sample`) otherwise, in at least float32: the sampling
 locations are fractions of up to 2048-pixel-wide maps, which half precision cannot resolve
 (upstream uses a float32-only variant of the function for the same reason).
 """
@@ -38,12 +38,14 @@ def multi_scale_deformable_attention(
         im2col_step: Chunk size of the CUDA kernel.
 
     Returns:
-        `(bs, num_queries, num_heads * head_dims)` float32 tensor.
+        `(bs, num_queries, num_heads * head_dims)`, float32 (float64 for float64 inputs).
     """
+    # Half precision is promoted to float32; float64 stays float64 (used by the reference tests).
+    dtype = torch.promote_types(value.dtype, torch.float32)
     with torch.autocast(device_type=value.device.type, enabled=False):
-        value = value.float()
-        sampling_locations = sampling_locations.float()
-        attention_weights = attention_weights.float()
+        value = value.to(dtype)
+        sampling_locations = sampling_locations.to(dtype)
+        attention_weights = attention_weights.to(dtype)
         if value.is_cuda:
             return MultiScaleDeformableAttnFunction.apply(
                 value.contiguous(),

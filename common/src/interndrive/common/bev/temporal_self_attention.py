@@ -163,11 +163,13 @@ class TemporalSelfAttention(BaseModule):
         weights = weights.permute(0, 3, 1, 2, 4, 5).reshape(
             bs * queue, num_query, self.num_heads, self.num_levels, self.num_points
         )
-        normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1).float()
-        refs = reference_points.reshape(bs * queue, num_query, self.num_levels, 2).float()
+        # Locations in at least float32 (half precision cannot resolve fractions of a 200-cell BEV).
+        precision = torch.promote_types(offsets.dtype, torch.float32)
+        normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1).to(precision)
+        refs = reference_points.reshape(bs * queue, num_query, self.num_levels, 2).to(precision)
         locations = (
             refs[:, :, None, :, None, :]
-            + offsets.float() / normalizer[None, None, None, :, None, :]
+            + offsets.to(precision) / normalizer[None, None, None, :, None, :]
         )
 
         sampled = multi_scale_deformable_attention(
