@@ -40,102 +40,149 @@ namespace {
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-// One bilinear corner of one sampling point, mask folded into the weight.
+// Corners of all group*points sampling points of one output pixel, as structure-of-arrays so that
+// locating them vectorises across points (the per-point index/weight arithmetic, not the channel
+// loop, dominates when group_channels is small: 16 in InternImage).
 template <typename A>
-struct Tap {
-  int64_t pixel;  // element offset of the corner pixel (y * W + x) * C in the batch image
-  A weight;
+struct PixelCorners {
+  std::vector<int32_t> idx[4];  // pixel number y * W + x of corners (y0,x0) (y0,x1) (y1,x0) (y1,x1)
+  std::vector<A> wt[4];         // bilinear weight of each corner (mask folded in for the forward)
+  std::vector<A> frac_h, frac_w, mask, inside;  // backward only
+  PixelCorners(int64_t n, bool backward) {
+    for (int q = 0; q < 4; ++q) {
+      idx[q].resize(static_cast<size_t>(n));
+      wt[q].resize(static_cast<size_t>(n));
+    }
+    if (backward) {
+      frac_h.resize(static_cast<size_t>(n));
+      frac_w.resize(static_cast<size_t>(n));
+      mask.resize(static_cast<size_t>(n));
+      inside.resize(static_cast<size_t>(n));
+    }
+  }
 };
 
-// Full description of one sampling point, as needed by the backward pass.
-template <typename A>
-struct Point {
-  int64_t pixel[4];  // corners (y0,x0), (y0,x1), (y1,x0), (y1,x1); -1 when outside the image
-  A bilinear[4];     // bilinear weights of those corners (without the mask)
-  A lh, lw;          // fractional parts of the sampling location
-  bool inside;       // -1 < loc < size in both dimensions
-};
-
-// Regular-grid offsets (relative to the kernel centre) of every point, in point order.
+// Regular-grid offsets (relative to the kernel centre) of every point, tiled over the groups so the
+// locate loop runs over group*points without an inner index computation.
 template <typename A>
 void make_grid(const Dcnv3Params& p, std::vector<A>& gx, std::vector<A>& gy) {
   const int64_t half_w = (p.dilation_w * (p.kernel_w - 1)) / 2;
   const int64_t half_h = (p.dilation_h * (p.kernel_h - 1)) / 2;
   gx.clear();
   gy.clear();
-  for (int64_t i = 0; i < p.kernel_w; ++i) {
-    for (int64_t j = 0; j < p.kernel_h; ++j) {
-      if (p.remove_center && i == p.kernel_w / 2 && j == p.kernel_h / 2) continue;
-      gx.push_back(static_cast<A>(i * p.dilation_w - half_w));
-      gy.push_back(static_cast<A>(j * p.dilation_h - half_h));
+  for (int64_t g = 0; g < p.group; ++g) {
+    for (int64_t i = 0; i < p.kernel_w; ++i) {
+      for (int64_t j = 0; j < p.kernel_h; ++j) {
+        if (p.remove_center && i == p.kernel_w / 2 && j == p.kernel_h / 2) continue;
+        gx.push_back(static_cast<A>(i * p.dilation_w - half_w));
+        gy.push_back(static_cast<A>(j * p.dilation_h - half_h));
+      }
     }
   }
 }
 
-// Locates one sampling point; returns false when it lies outside (-1, H) x (-1, W).
-template <typename A>
-inline bool locate(A loc_h, A loc_w, int64_t height, int64_t width, int64_t channels,
-                   Point<A>& pt) {
-  pt.inside = loc_h > A(-1) && loc_w > A(-1) && loc_h < A(height) && loc_w < A(width);
-  if (!pt.inside) return false;
-  const A fh = std::floor(loc_h), fw = std::floor(loc_w);
-  const int64_t h0 = static_cast<int64_t>(fh), w0 = static_cast<int64_t>(fw);
-  pt.lh = loc_h - fh;
-  pt.lw = loc_w - fw;
-  const A hh = A(1) - pt.lh, hw = A(1) - pt.lw;
-  const bool y0 = h0 >= 0, y1 = h0 + 1 <= height - 1, x0 = w0 >= 0, x1 = w0 + 1 <= width - 1;
-  const int64_t base = (h0 * width + w0) * channels;
-  pt.pixel[0] = (y0 && x0) ? base : -1;
-  pt.pixel[1] = (y0 && x1) ? base + channels : -1;
-  pt.pixel[2] = (y1 && x0) ? base + width * channels : -1;
-  pt.pixel[3] = (y1 && x1) ? base + (width + 1) * channels : -1;
-  pt.bilinear[0] = hh * hw;
-  pt.bilinear[1] = hh * pt.lw;
-  pt.bilinear[2] = pt.lh * hw;
-  pt.bilinear[3] = pt.lh * pt.lw;
-  return true;
+// Locates the group*points sampling points of one output pixel. Branch-free so it vectorises.
+// Forward (kBackward=false): corners outside the image get weight 0 and index 0 (a valid address),
+// so the channel loop needs no test; the mask is folded into the weights.
+// Backward: corners outside get index -1 (their value is needed as exactly 0 in the derivative);
+// weights are plain bilinear weights; fractional parts, mask and the inside flag are kept.
+template <bool kBackward, typename T, typename A>
+inline void locate_pixel(int64_t n, const T* __restrict off, const T* __restrict msk,
+                         const A* __restrict gx, const A* __restrict gy, A p0_w, A p0_h, A scale,
+                         int32_t height, int32_t width, PixelCorners<A>& pc) {
+  int32_t* __restrict i0 = pc.idx[0].data();
+  int32_t* __restrict i1 = pc.idx[1].data();
+  int32_t* __restrict i2 = pc.idx[2].data();
+  int32_t* __restrict i3 = pc.idx[3].data();
+  A* __restrict w0 = pc.wt[0].data();
+  A* __restrict w1 = pc.wt[1].data();
+  A* __restrict w2 = pc.wt[2].data();
+  A* __restrict w3 = pc.wt[3].data();
+  const A fh = static_cast<A>(height), fw = static_cast<A>(width);
+  const int32_t invalid = kBackward ? -1 : 0;
+  // The 8 output streams exceed GCC's default number of run-time alias checks; they never overlap.
+#pragma GCC ivdep
+  for (int64_t j = 0; j < n; ++j) {
+    A loc_w = p0_w + (gx[j] + static_cast<A>(off[2 * j])) * scale;
+    A loc_h = p0_h + (gy[j] + static_cast<A>(off[2 * j + 1])) * scale;
+    const int32_t in = (loc_h > A(-1)) & (loc_w > A(-1)) & (loc_h < fh) & (loc_w < fw);
+    // Clamp so the integer conversion is defined for far-away points (they are masked out anyway).
+    loc_h = std::min(std::max(loc_h, A(-2)), fh + A(1));
+    loc_w = std::min(std::max(loc_w, A(-2)), fw + A(1));
+    int32_t h0 = static_cast<int32_t>(loc_h);
+    h0 -= static_cast<A>(h0) > loc_h;  // floor for negative values
+    int32_t x0 = static_cast<int32_t>(loc_w);
+    x0 -= static_cast<A>(x0) > loc_w;
+    const A lh = loc_h - static_cast<A>(h0), lw = loc_w - static_cast<A>(x0);
+    const A hh = A(1) - lh, hw = A(1) - lw;
+    // Selections are written as arithmetic with 0/1 factors (loads unconditional) so GCC if-converts.
+    const A in_f = static_cast<A>(in);
+    const A m = static_cast<A>(msk[j]) * in_f;
+    const A scale_w = kBackward ? in_f : m;
+    // int32_t, not bool, flags: GCC 12 finds no vector type for bool in this loop.
+    const int32_t y0 = in & (h0 >= 0), y1 = in & (h0 + 1 < height);
+    const int32_t xa = x0 >= 0, xb = x0 + 1 < width;
+    const int32_t c0 = y0 & xa, c1 = y0 & xb, c2 = y1 & xa, c3 = y1 & xb;
+    const int32_t base = h0 * width + x0;
+    i0[j] = c0 ? base : invalid;
+    i1[j] = c1 ? base + 1 : invalid;
+    i2[j] = c2 ? base + width : invalid;
+    i3[j] = c3 ? base + width + 1 : invalid;
+    w0[j] = hh * hw * scale_w * static_cast<A>(c0);
+    w1[j] = hh * lw * scale_w * static_cast<A>(c1);
+    w2[j] = lh * hw * scale_w * static_cast<A>(c2);
+    w3[j] = lh * lw * scale_w * static_cast<A>(c3);
+    if constexpr (kBackward) {
+      pc.frac_h[j] = lh;
+      pc.frac_w[j] = lw;
+      pc.mask[j] = m;
+      pc.inside[j] = in_f;
+    }
+  }
 }
 
-template <typename T, typename A>
-inline A load(const T* ptr) {
-  return static_cast<A>(*ptr);
-}
-
-// acc[0:B] = sum over taps of weight * src[tap.pixel + 0:B], with B known at compile time so the
-// accumulators live in vector registers.
+// dst[0:B] = sum over the group's points and corners of weight * src[corner][0:B]; B is a
+// compile-time constant so the accumulators stay in vector registers.
 template <int B, typename T, typename A>
-inline void gather_block(const T* __restrict src, const Tap<A>* __restrict taps, int64_t ntaps,
-                         T* __restrict dst) {
+inline void gather_block(const T* __restrict src, int64_t channels, const PixelCorners<A>& pc,
+                         int64_t first, int64_t points, T* __restrict dst) {
   A acc[B];
   for (int c = 0; c < B; ++c) acc[c] = A(0);
-  for (int64_t t = 0; t < ntaps; ++t) {
-    const T* __restrict s = src + taps[t].pixel;
-    const A w = taps[t].weight;
-    for (int c = 0; c < B; ++c) acc[c] += w * static_cast<A>(s[c]);
+  for (int64_t j = first; j < first + points; ++j) {
+    for (int q = 0; q < 4; ++q) {
+      const T* __restrict s = src + static_cast<int64_t>(pc.idx[q][j]) * channels;
+      const A w = pc.wt[q][j];
+      for (int c = 0; c < B; ++c) acc[c] += w * static_cast<A>(s[c]);
+    }
   }
   for (int c = 0; c < B; ++c) dst[c] = static_cast<T>(acc[c]);
 }
 
 template <typename T, typename A>
-inline void gather_tail(const T* __restrict src, const Tap<A>* __restrict taps, int64_t ntaps,
-                        T* __restrict dst, int64_t len) {
+inline void gather_tail(const T* __restrict src, int64_t channels, const PixelCorners<A>& pc,
+                        int64_t first, int64_t points, T* __restrict dst, int64_t len) {
   for (int64_t c = 0; c < len; ++c) {
     A acc = A(0);
-    for (int64_t t = 0; t < ntaps; ++t) acc += taps[t].weight * static_cast<A>(src[taps[t].pixel + c]);
+    for (int64_t j = first; j < first + points; ++j) {
+      for (int q = 0; q < 4; ++q) {
+        acc += pc.wt[q][j] * static_cast<A>(src[static_cast<int64_t>(pc.idx[q][j]) * channels + c]);
+      }
+    }
     dst[c] = static_cast<T>(acc);
   }
 }
 
-// Channel block size: 64 bytes of accumulators for the common group widths, a tail loop otherwise.
+// Channel blocks of 64 bytes of accumulators for the common group widths, a tail loop otherwise.
 template <typename T, typename A>
-inline void gather_channels(const T* src, const Tap<A>* taps, int64_t ntaps, T* dst, int64_t cg) {
+inline void gather_channels(const T* src, int64_t channels, const PixelCorners<A>& pc,
+                            int64_t first, int64_t points, T* dst, int64_t cg) {
   int64_t c = 0;
   if constexpr (std::is_same_v<A, float>) {
-    for (; c + 32 <= cg; c += 32) gather_block<32>(src + c, taps, ntaps, dst + c);
+    for (; c + 32 <= cg; c += 32) gather_block<32>(src + c, channels, pc, first, points, dst + c);
   }
-  for (; c + 16 <= cg; c += 16) gather_block<16>(src + c, taps, ntaps, dst + c);
-  for (; c + 8 <= cg; c += 8) gather_block<8>(src + c, taps, ntaps, dst + c);
-  if (c < cg) gather_tail(src + c, taps, ntaps, dst + c, cg - c);
+  for (; c + 16 <= cg; c += 16) gather_block<16>(src + c, channels, pc, first, points, dst + c);
+  for (; c + 8 <= cg; c += 8) gather_block<8>(src + c, channels, pc, first, points, dst + c);
+  if (c < cg) gather_tail(src + c, channels, pc, first, points, dst + c, cg - c);
 }
 
 template <typename T>
@@ -148,18 +195,18 @@ void forward_impl(const Dcnv3Params& p, const at::Tensor& input, const at::Tenso
   T* out = output.mutable_data_ptr<T>();
   std::vector<A> gx, gy;
   make_grid(p, gx, gy);
-  const int64_t H = p.height_in, W = p.width_in, C = p.channels, G = p.group, P = p.points,
-                Cg = p.group_channels, Ho = p.height_out, Wo = p.width_out;
+  const int64_t C = p.channels, G = p.group, P = p.points, Cg = p.group_channels,
+                Ho = p.height_out, Wo = p.width_out, GP = G * P;
+  const int32_t H = static_cast<int32_t>(p.height_in), W = static_cast<int32_t>(p.width_in);
   const A scale = static_cast<A>(p.offset_scale);
   const int64_t half_w = (p.dilation_w * (p.kernel_w - 1)) / 2;
   const int64_t half_h = (p.dilation_h * (p.kernel_h - 1)) / 2;
-  const int64_t image = H * W * C;
+  const int64_t image = p.height_in * p.width_in * C;
   // Rows of N*Ho; a chunk should hold enough work to amortise thread start-up (~30k FMAs).
   const int64_t row_work = std::max<int64_t>(1, Wo * C * P * 4);
   const int64_t grain = std::max<int64_t>(1, 32768 / row_work);
   at::parallel_for(0, p.batch * Ho, grain, [&](int64_t begin, int64_t end) {
-    std::vector<Tap<A>> taps(static_cast<size_t>(P * 4));
-    Point<A> pt;
+    PixelCorners<A> pc(GP, false);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / Ho, ho = row % Ho;
       const T* in_n = in + n * image;
@@ -167,23 +214,11 @@ void forward_impl(const Dcnv3Params& p, const at::Tensor& input, const at::Tenso
       for (int64_t wo = 0; wo < Wo; ++wo) {
         const int64_t pix = row * Wo + wo;
         const A p0_w = static_cast<A>(half_w - p.pad_w + wo * p.stride_w);
-        const T* off_pix = off + pix * G * P * 2;
-        const T* msk_pix = msk + pix * G * P;
+        locate_pixel<false>(GP, off + pix * GP * 2, msk + pix * GP, gx.data(), gy.data(), p0_w,
+                            p0_h, scale, H, W, pc);
         T* out_pix = out + pix * C;
         for (int64_t g = 0; g < G; ++g) {
-          int64_t ntaps = 0;
-          for (int64_t k = 0; k < P; ++k) {
-            const A dx = static_cast<A>(off_pix[(g * P + k) * 2]);
-            const A dy = static_cast<A>(off_pix[(g * P + k) * 2 + 1]);
-            const A loc_w = p0_w + (gx[k] + dx) * scale;
-            const A loc_h = p0_h + (gy[k] + dy) * scale;
-            if (!locate(loc_h, loc_w, H, W, C, pt)) continue;
-            const A m = static_cast<A>(msk_pix[g * P + k]);
-            for (int q = 0; q < 4; ++q) {
-              if (pt.pixel[q] >= 0) taps[ntaps++] = Tap<A>{pt.pixel[q], pt.bilinear[q] * m};
-            }
-          }
-          gather_channels<T, A>(in_n + g * Cg, taps.data(), ntaps, out_pix + g * Cg, Cg);
+          gather_channels<T, A>(in_n + g * Cg, C, pc, g * P, P, out_pix + g * Cg, Cg);
         }
       }
     }
@@ -195,45 +230,42 @@ template <typename T>
 inline void backward_row(const Dcnv3Params& p, int64_t row, const T* go, const T* in,
                          const T* off, const T* msk, acc_t<T>* grad_in_n, T* goff, T* gmsk,
                          const std::vector<acc_t<T>>& gx, const std::vector<acc_t<T>>& gy,
-                         std::vector<acc_t<T>>& go_buf) {
+                         PixelCorners<acc_t<T>>& pc, std::vector<acc_t<T>>& go_buf) {
   using A = acc_t<T>;
-  const int64_t H = p.height_in, W = p.width_in, C = p.channels, G = p.group, P = p.points,
-                Cg = p.group_channels, Ho = p.height_out, Wo = p.width_out;
+  const int64_t C = p.channels, G = p.group, P = p.points, Cg = p.group_channels,
+                Ho = p.height_out, Wo = p.width_out, GP = G * P;
+  const int32_t H = static_cast<int32_t>(p.height_in), W = static_cast<int32_t>(p.width_in);
   const A scale = static_cast<A>(p.offset_scale);
   const int64_t half_w = (p.dilation_w * (p.kernel_w - 1)) / 2;
   const int64_t half_h = (p.dilation_h * (p.kernel_h - 1)) / 2;
   const int64_t n = row / Ho, ho = row % Ho;
-  const T* in_n = in + n * H * W * C;
+  const T* in_n = in + n * p.height_in * p.width_in * C;
   const A p0_h = static_cast<A>(half_h - p.pad_h + ho * p.stride_h);
-  Point<A> pt;
   A* __restrict gob = go_buf.data();
   for (int64_t wo = 0; wo < Wo; ++wo) {
     const int64_t pix = row * Wo + wo;
     const A p0_w = static_cast<A>(half_w - p.pad_w + wo * p.stride_w);
+    locate_pixel<true>(GP, off + pix * GP * 2, msk + pix * GP, gx.data(), gy.data(), p0_w, p0_h,
+                       scale, H, W, pc);
+    T* goff_pix = goff + pix * GP * 2;
+    T* gmsk_pix = gmsk + pix * GP;
     for (int64_t g = 0; g < G; ++g) {
       const T* go_g = go + pix * C + g * Cg;
       for (int64_t c = 0; c < Cg; ++c) gob[c] = static_cast<A>(go_g[c]);
       const T* in_g = in_n + g * Cg;
       A* gin_g = grad_in_n + g * Cg;
-      for (int64_t k = 0; k < P; ++k) {
-        const int64_t idx = (pix * G + g) * P + k;
-        const A dx = static_cast<A>(off[idx * 2]);
-        const A dy = static_cast<A>(off[idx * 2 + 1]);
-        const A loc_w = p0_w + (gx[k] + dx) * scale;
-        const A loc_h = p0_h + (gy[k] + dy) * scale;
-        if (!locate(loc_h, loc_w, H, W, C, pt)) {
-          goff[idx * 2] = T(0);
-          goff[idx * 2 + 1] = T(0);
-          gmsk[idx] = T(0);
+      for (int64_t j = g * P; j < (g + 1) * P; ++j) {
+        if (pc.inside[j] == A(0)) {  // outputs were zero-initialised
           continue;
         }
-        const A m = static_cast<A>(msk[idx]);
+        const A m = pc.mask[j];
         A dot[4] = {A(0), A(0), A(0), A(0)};
         for (int q = 0; q < 4; ++q) {
-          if (pt.pixel[q] < 0) continue;
-          const T* __restrict v = in_g + pt.pixel[q];
-          A* __restrict gi = gin_g + pt.pixel[q];
-          const A w = pt.bilinear[q] * m;
+          const int32_t corner = pc.idx[q][j];
+          if (corner < 0) continue;
+          const T* __restrict v = in_g + static_cast<int64_t>(corner) * C;
+          A* __restrict gi = gin_g + static_cast<int64_t>(corner) * C;
+          const A w = pc.wt[q][j] * m;
           A d = A(0);
           for (int64_t c = 0; c < Cg; ++c) {
             d += gob[c] * static_cast<A>(v[c]);
@@ -241,12 +273,14 @@ inline void backward_row(const Dcnv3Params& p, int64_t row, const T* go, const T
           }
           dot[q] = d;
         }
-        const A hh = A(1) - pt.lh, hw = A(1) - pt.lw;
-        gmsk[idx] = static_cast<T>(pt.bilinear[0] * dot[0] + pt.bilinear[1] * dot[1] +
-                                   pt.bilinear[2] * dot[2] + pt.bilinear[3] * dot[3]);
+        const A lh = pc.frac_h[j], lw = pc.frac_w[j];
+        const A hh = A(1) - lh, hw = A(1) - lw;
+        gmsk_pix[j] = static_cast<T>(pc.wt[0][j] * dot[0] + pc.wt[1][j] * dot[1] +
+                                     pc.wt[2][j] * dot[2] + pc.wt[3][j] * dot[3]);
         const A ms = m * scale;
-        goff[idx * 2] = static_cast<T>(ms * (hh * (dot[1] - dot[0]) + pt.lh * (dot[3] - dot[2])));
-        goff[idx * 2 + 1] = static_cast<T>(ms * (hw * (dot[2] - dot[0]) + pt.lw * (dot[3] - dot[1])));
+        goff_pix[2 * j] = static_cast<T>(ms * (hh * (dot[1] - dot[0]) + lh * (dot[3] - dot[2])));
+        goff_pix[2 * j + 1] =
+            static_cast<T>(ms * (hw * (dot[2] - dot[0]) + lw * (dot[3] - dot[1])));
       }
     }
   }
@@ -279,10 +313,11 @@ void backward_impl(const Dcnv3Params& p, const at::Tensor& grad_output, const at
     A* gin = acc.mutable_data_ptr<A>();
     at::parallel_for(0, p.batch, 1, [&](int64_t begin, int64_t end) {
       std::vector<A> go_buf(static_cast<size_t>(p.group_channels));
+      PixelCorners<A> pc(p.group * p.points, true);
       for (int64_t n = begin; n < end; ++n) {
         for (int64_t ho = 0; ho < p.height_out; ++ho) {
           backward_row<T>(p, n * p.height_out + ho, go, in, off, msk, gin + n * image, goff, gmsk,
-                          gx, gy, go_buf);
+                          gx, gy, pc, go_buf);
         }
       }
     });
@@ -299,9 +334,10 @@ void backward_impl(const Dcnv3Params& p, const at::Tensor& grad_output, const at
     TORCH_CHECK(tid < threads, "dcnv3: unexpected thread id ", tid);
     A* mine = buf + tid * grad_input.numel();
     std::vector<A> go_buf(static_cast<size_t>(p.group_channels));
+    PixelCorners<A> pc(p.group * p.points, true);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / p.height_out;
-      backward_row<T>(p, row, go, in, off, msk, mine + n * image, goff, gmsk, gx, gy, go_buf);
+      backward_row<T>(p, row, go, in, off, msk, mine + n * image, goff, gmsk, gx, gy, pc, go_buf);
     }
   });
   T* gin = grad_input.mutable_data_ptr<T>();
