@@ -189,6 +189,14 @@ def render_cameras(
     return _save_atomic(fig, Path(out_path))
 
 
+def default_image_root(annotation_file: str | os.PathLike) -> Path:
+    """`<dir>/<split>` for `<dir>/<split>_annotations.json` when that folder exists, else `<dir>`."""
+    path = Path(annotation_file)
+    split = path.stem.removesuffix('_annotations')
+    candidate = path.parent / split
+    return candidate if split != path.stem and candidate.is_dir() else path.parent
+
+
 def visualize_files(
     annotation_file: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -206,8 +214,7 @@ def visualize_files(
         annotation_file: Annotation .json.
         out_dir: Output folder; files are `<token>_bev.png` and `<token>_cameras.png`.
         submission: Optional submission file whose predictions are drawn too.
-        image_root: Folder the frames' `image_path`s are relative to (default: the annotation file's
-            folder).
+        image_root: Folder the frames' `image_path`s are relative to (default: `default_image_root`).
         tokens: Only these frames (default: the first `max_frames` frames).
         segment: Only frames of this segment.
         max_frames: Frame limit when `tokens` is not given.
@@ -231,7 +238,7 @@ def visualize_files(
     results = {}
     if submission is not None:
         results = load_submission(submission)[0]['results']
-    root = Path(image_root) if image_root is not None else Path(annotation_file).parent
+    root = Path(image_root) if image_root is not None else default_image_root(annotation_file)
     out = []
     for frame in frames:
         token = frame['timestamp']
