@@ -53,7 +53,7 @@ def tiny_cfg(
                     embed_dims=C,
                     num_heads=2,
                     num_levels=2,
-                    num_points=4,
+                    num_points=max(4, num_points_in_pillar),  # a multiple of the anchors
                 ),
             ),
         ],
@@ -411,3 +411,61 @@ def test_clear_errors_for_bad_inputs_and_configs() -> None:
     cfg['encoder']['pc_range'] = [-1, -1, -1, 1, 1, 1]
     with pytest.raises(ValueError, match=r'encoder\.pc_range'):
         MODELS.build(cfg)
+
+
+def test_occupancy_style_configuration_runs() -> None:
+    """Occupancy settings: 8 anchors, ego2lidar, padded-size normalisation, temporal with both
+    upstream reproduction flags, upstream shift axes and an explicit torchvision-style centre."""
+    model = build(
+        bev_h=10,
+        bev_w=10,
+        pc_range=(-10, -10, -1.0, 10, 10, 5.4),
+        num_points_in_pillar=8,
+        num_cams=2,
+        bev_axes='right_forward',
+        rotate_center=(5, 5),
+        encoder_kwargs=dict(image_size_key='pad_shape', reproduce_shift_ref_2d_bug=True),
+    )
+    for layer in model.encoder.layers:
+        layer.attentions[1].reproduce_batch0_rebatch_bug = True
+    ego2lidar = np.eye(4)
+    ego2lidar[:3, 3] = [-0.9, 0.0, -1.8]
+    batch_metas = [
+        m
+        | dict(
+            lidar2img=m['lidar2img'] @ np.linalg.inv(ego2lidar),
+            ego2lidar=ego2lidar,
+            pad_shape=(48, 64),
+        )
+        for m in metas()
+    ]
+    out = model(features(), batch_metas, prev_bev=torch.randn(2, 100, C))
+    assert out.shape == (2, 100, C) and torch.isfinite(out).all()
+
+
+def test_openlane_style_configuration_runs() -> None:
+    """OpenLane-V2 settings: 7 cameras, non-square BEV, unpadded normalisation, no history."""
+    model = build(
+        num_cams=7,
+        bev_h=5,
+        bev_w=10,
+        pc_range=(-51.2, -25.6, -2.3, 51.2, 25.6, 1.7),
+        num_points_in_pillar=4,
+        use_prev_bev=False,
+        encoder_kwargs=dict(image_size_key='img_shape'),
+    )
+    rig = tuple(2 * math.pi * k / 7 for k in range(7))
+    batch_metas = [m | dict(pad_shape=(64, 64)) for m in metas(cams=rig)]
+    out = model(features(num_cams=7), batch_metas)
+    assert out.shape == (2, 50, C) and torch.isfinite(out).all()
+    # Normalising by the padded instead of the unpadded size moves the projections.
+    padded = build(
+        num_cams=7,
+        bev_h=5,
+        bev_w=10,
+        pc_range=(-51.2, -25.6, -2.3, 51.2, 25.6, 1.7),
+        num_points_in_pillar=4,
+        use_prev_bev=False,
+        encoder_kwargs=dict(image_size_key='pad_shape'),
+    )
+    assert not torch.allclose(padded(features(num_cams=7), batch_metas), out)
