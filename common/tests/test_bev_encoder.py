@@ -469,3 +469,28 @@ def test_openlane_style_configuration_runs() -> None:
         encoder_kwargs=dict(image_size_key='pad_shape'),
     )
     assert not torch.allclose(padded(features(num_cams=7), batch_metas), out)
+
+
+@pytest.mark.parametrize('layout', ['occupancy', 'openlane'])
+def test_upstream_detector_checkpoint_layout_loads_strictly(layout: str) -> None:
+    """Write our weights under the upstream detector's key names, extract, reload: same outputs."""
+    from interndrive.common.bev.checkpoint_keys import extract_bev_constructor_state_dict
+
+    source = build()
+    upstream = {}
+    for key, value in source.state_dict().items():
+        if layout == 'openlane':
+            upstream['bev_constructor.' + key] = value
+        elif key.startswith(('bev_embedding.', 'positional_encoding.')):
+            upstream['pts_bbox_head.' + key] = value
+        else:
+            upstream['pts_bbox_head.transformer.' + key] = value
+    upstream['img_backbone.patch_embed.conv1.weight'] = torch.zeros(1)  # not ours: ignored
+    upstream['pts_bbox_head.transformer.decoder.0.weight'] = torch.zeros(1)
+    target = MODELS.build(tiny_cfg()).eval()  # different random init
+    target.load_state_dict(extract_bev_constructor_state_dict(upstream, layout), strict=True)
+    torch.testing.assert_close(
+        target(features(), metas()), source(features(), metas()), rtol=0, atol=0
+    )
+    with pytest.raises(KeyError, match='no BEV constructor weights'):
+        extract_bev_constructor_state_dict({'backbone.x': torch.zeros(1)}, layout)

@@ -6,6 +6,7 @@ mmdet3d scopes), `BEVFormerConstructer`, `BEVFormerEncoder`, `BEVFormerLayer`,
 say `type='BEVFormerConstructer'` etc. See `common/README_bev.md`.
 """
 
+from .checkpoint_keys import UPSTREAM_BEV_PREFIXES, extract_bev_constructor_state_dict
 from .constructor import BEVFormerConstructer
 from .deformable_attention_3d import MSDeformableAttention3D
 from .deformable_sampling import multi_scale_deformable_attention
@@ -23,6 +24,7 @@ from .spatial_cross_attention import SpatialCrossAttention, rebatch_indices
 from .temporal_self_attention import TemporalSelfAttention
 
 __all__ = [
+    'UPSTREAM_BEV_PREFIXES',
     'BEVFormerConstructer',
     'BEVFormerEncoder',
     'BEVFormerLayer',
@@ -34,6 +36,7 @@ __all__ = [
     'bev_reference_points_3d',
     'can_bus_from_metas',
     'ego_motion_bev_shift',
+    'extract_bev_constructor_state_dict',
     'image_size_from_metas',
     'lidar2img_from_metas',
     'multi_scale_deformable_attention',
