@@ -230,12 +230,12 @@ def ray_cast(
 
 
 def _camera_mask_rays() -> tuple[np.ndarray, np.ndarray]:
-    """Rays from the camera cluster: elevations aimed at ground rings every 0.6 m, plus upward ones."""
-    ground_ranges = np.arange(1.5, 42.0, 0.6)
+    """Rays from the camera cluster: elevations aimed at ground rings every 0.4 m, plus upward ones."""
+    ground_ranges = np.arange(1.5, 42.0, 0.4)
     elevations = np.concatenate(
         [-np.arctan(CAMERA_HEIGHT / ground_ranges), np.radians(np.arange(0, 16, 2.5))]
     )
-    azimuths = np.radians(np.arange(0, 360, 1.2))
+    azimuths = np.radians(np.arange(0, 360, 0.9))
     el, az = np.meshgrid(elevations, azimuths, indexing='ij')
     dirs = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
     return np.array([0.5, 0.0, CAMERA_HEIGHT]), dirs.reshape(-1, 3)
