@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import interndrive.common.engine  # noqa: F401  (registers the tooling's loops, samplers, hooks)
+from interndrive.common.engine.checks import require_dir, require_split
 
 COMMON_SRC = Path(__file__).resolve().parents[1] / 'src'
 TESTS_DIR = Path(__file__).resolve().parent
@@ -42,7 +43,16 @@ class ToyDataset(Dataset):
 
     metainfo: ClassVar[dict] = {'classes': ('toy',)}
 
-    def __init__(self, scene_lengths: tuple[int, ...] = (3, 5, 2, 4)) -> None:
+    def __init__(
+        self,
+        scene_lengths: tuple[int, ...] = (3, 5, 2, 4),
+        data_root: str | None = None,
+        split: str = 'train',
+    ) -> None:
+        # The same checks a real task dataset makes (and the CLI reports in one line).
+        if data_root is not None:
+            require_dir(data_root, 'data root', hint='set it with --cfg-options')
+        require_split(split, ('train', 'val', 'test'))
         self.scene_of = [f's{k}' for k, n in enumerate(scene_lengths) for _ in range(n)]
 
     def __len__(self) -> int:
@@ -90,12 +100,30 @@ class ToyTemporalModel(BaseModel):
 
 @METRICS.register_module(force=True)
 class ToyMetric(BaseMetric):
+    """Follows the tooling's submission contract: `format_only` + `submission_path`."""
+
     default_prefix = 'toy'
+
+    def __init__(
+        self, format_only: bool = False, submission_path: str | None = None, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.format_only = format_only
+        self.submission_path = submission_path
 
     def process(self, data_batch, data_samples) -> None:
         self.results.extend(data_samples)
 
     def compute_metrics(self, results: list) -> dict:
+        if self.format_only:
+            import json
+
+            from interndrive.common.engine.atomic_io import atomic_write_text
+
+            atomic_write_text(
+                self.submission_path, json.dumps({r['index']: r['pred'] for r in results})
+            )
+            return {}
         indices = [r['index'] for r in results]
         preds = torch.tensor([r['pred'] for r in results], dtype=torch.float64)
         targets = torch.tensor([r['target'] for r in results], dtype=torch.float64)
@@ -126,12 +154,16 @@ class ToyCrashHook(Hook):
 
     priority = 'LOWEST'  # after the CheckpointHook of the same iteration
 
-    def __init__(self, at_iter: int, sigkill: bool = False) -> None:
+    def __init__(self, at_iter: int | None = None, sigkill: bool = False) -> None:
+        # Subprocess tests set TOY_SIGKILL_AT_ITER (--cfg-options cannot express a hook dict).
+        env = os.environ.get('TOY_SIGKILL_AT_ITER')
+        if at_iter is None and env:
+            at_iter, sigkill = int(env), True
         self.at_iter = at_iter
         self.sigkill = sigkill
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        if runner.iter + 1 == self.at_iter:
+        if self.at_iter is not None and runner.iter + 1 == self.at_iter:
             if self.sigkill:
                 import signal
 
@@ -185,7 +217,6 @@ def toy_config_text(
 
 TASK_MODULE = """
 from pathlib import Path
-from typing import ClassVar
 from interndrive.common.tasks import Task
 
 CONFIG_DIR = Path(__file__).resolve().parent / 'configs'
@@ -236,7 +267,8 @@ def write_toy_task_package(root: Path) -> Path:
     (pkg / 'configs').mkdir(parents=True, exist_ok=True)
     (pkg / '__init__.py').write_text('')
     (pkg / 'task.py').write_text(TASK_MODULE)
-    (pkg / 'configs' / 'toy_small.py').write_text(toy_config_text(task=None))
+    hooks = "custom_hooks = [dict(type='ToyCrashHook'), dict(type='ToyRankWeightsHook')]\n"
+    (pkg / 'configs' / 'toy_small.py').write_text(toy_config_text(task=None, extra=hooks))
     return root
 
 

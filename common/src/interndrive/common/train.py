@@ -41,6 +41,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         action='store_true',
         help='mixed precision: float16 with loss scaling on CUDA, bfloat16 autocast on CPU',
     )
+    parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also log to TensorBoard (<work-dir>/<time>/vis_data)',
+    )
     parser.add_argument('--seed', type=int, help='random seed (overrides randomness.seed)')
     parser.add_argument(
         '--cfg-options',
@@ -62,12 +67,15 @@ def train_from_args(args: argparse.Namespace) -> int:
     """Runs training for parsed `interndrive train` arguments."""
     from .engine.workflow import run_train
 
+    cfg_options = dict(args.cfg_options or {})
+    if args.tensorboard:
+        cfg_options['tensorboard'] = True
     run_train(
         args.config,
         work_dir=args.work_dir,
         resume=args.resume,
         amp=args.amp,
-        cfg_options=args.cfg_options,
+        cfg_options=cfg_options,
         launcher=args.launcher,
         seed=args.seed,
     )

@@ -146,15 +146,16 @@ def apply_runtime_defaults(cfg: Config, work_dir: str | os.PathLike[str]) -> Non
     - atomic checkpoints: a CheckpointHook becomes an AtomicCheckpointHook (same arguments);
     - `EpochBasedTrainLoop` (or `by_epoch=True`) becomes `ResumableEpochBasedTrainLoop`;
     - val/test loops become the scene-ordered loops (identical to mmengine's for other samplers);
-    - a visualizer with a local backend, plus TensorBoard when the config has `tensorboard = True`.
+    - a visualizer with a local backend, plus TensorBoard when the config has `tensorboard = True`
+      (also added to a visualizer the config defines).
     """
     cfg.work_dir = str(work_dir)
-    hooks = cfg.setdefault('default_hooks', {})
-    checkpoint = hooks.get('checkpoint') or dict(type='CheckpointHook', interval=1)
+    hooks = dict(cfg.get('default_hooks') or {})
+    checkpoint = dict(hooks.get('checkpoint') or dict(type='CheckpointHook', interval=1))
     if checkpoint.get('type') in ('CheckpointHook', None):
-        checkpoint = dict(checkpoint)
         checkpoint['type'] = 'AtomicCheckpointHook'
     hooks['checkpoint'] = checkpoint
+    cfg.default_hooks = hooks
 
     train_cfg = cfg.get('train_cfg')
     if isinstance(train_cfg, dict):
@@ -172,8 +173,16 @@ def apply_runtime_defaults(cfg: Config, work_dir: str | os.PathLike[str]) -> Non
             loop_cfg['type'] = loop
             cfg[key] = loop_cfg
 
+    tensorboard = {'type': 'TensorboardVisBackend'}
     if 'visualizer' not in cfg:
         backends = [dict(type='LocalVisBackend')]
         if cfg.get('tensorboard', False):
-            backends.append(dict(type='TensorboardVisBackend'))
-        cfg.visualizer = dict(type='Visualizer', vis_backends=backends, name='visualizer')
+            backends.append(tensorboard)
+        cfg.visualizer = dict(type='Visualizer', vis_backends=backends)
+    elif cfg.get('tensorboard', False):
+        visualizer = dict(cfg.visualizer)
+        backends = list(visualizer.get('vis_backends') or [])
+        if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+            backends.append(tensorboard)
+        visualizer['vis_backends'] = backends
+        cfg.visualizer = visualizer

@@ -65,11 +65,14 @@ def configure_launcher(cfg, launcher: str) -> None:
         launcher: `'none'`, `'pytorch'` or `'slurm'` (see `resolve_launcher`).
     """
     cfg.launcher = launcher
-    env_cfg = cfg.setdefault('env_cfg', {})
-    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    # Copy-modify-assign: ConfigDict converts assigned dicts, so setdefault() results are detached.
+    env_cfg = dict(cfg.get('env_cfg') or {})
+    dist_cfg = dict(env_cfg.get('dist_cfg') or {})
     # A config written for GPUs says backend='nccl'; on a CPU-only machine that cannot work at all.
     if not torch.cuda.is_available() or 'backend' not in dist_cfg:
         dist_cfg['backend'] = default_backend()
+    env_cfg['dist_cfg'] = dist_cfg
+    cfg.env_cfg = env_cfg
     if launcher != 'none' and not torch.cuda.is_available():
         wrapper = cfg.get('model_wrapper_cfg') or {}
         wrapper = dict(wrapper)

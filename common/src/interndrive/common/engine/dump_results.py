@@ -23,7 +23,7 @@ class AtomicDumpResults(BaseMetric):
     """
 
     def __init__(self, out_file_path: str, collect_device: str = 'cpu') -> None:
-        super().__init__(collect_device=collect_device)
+        super().__init__(collect_device=collect_device, prefix='dump')
         if not str(out_file_path).endswith(('.pkl', '.pickle')):
             raise ConfigError(f'--out {out_file_path!r}: expected a .pkl or .pickle file')
         self.out_file_path = str(out_file_path)

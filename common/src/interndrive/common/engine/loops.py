@@ -23,7 +23,7 @@ from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
 from mmengine.runner.loops import _parse_losses
 
 from .ordered_eval import evaluate_in_dataset_order
-from .progress import track
+from .progress import progress_bar, track
 from .seeding import seed_everything, step_seed
 
 
@@ -86,15 +86,22 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         for _ in range(discard):
             next(batches)
         idx = start
-        while True:
-            # Seed before fetching: main-process augmentation then also depends only on the iteration.
-            self._reseed()
-            try:
-                data_batch = next(batches)
-            except StopIteration:
-                break
-            self.run_iter(idx, data_batch)
-            idx += 1
+        bar = progress_bar(
+            len(self.dataloader), f'epoch {self._epoch + 1}/{self._max_epochs}', initial=start
+        )
+        try:
+            while True:
+                # Seed before fetching: main-process augmentation then depends only on the iteration.
+                self._reseed()
+                try:
+                    data_batch = next(batches)
+                except StopIteration:
+                    break
+                self.run_iter(idx, data_batch)
+                idx += 1
+                bar.update(1)
+        finally:
+            bar.close()
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
 

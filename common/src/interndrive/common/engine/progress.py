@@ -47,3 +47,16 @@ def track(
         dynamic_ncols=True,
         leave=False,
     )
+
+
+def progress_bar(total: int, description: str = '', initial: int = 0, unit: str = 'it') -> tqdm:
+    """A manually updated tqdm bar (`bar.update(1)`, `bar.close()`), see `progress_enabled`."""
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=description,
+        unit=unit,
+        disable=not progress_enabled(),
+        dynamic_ncols=True,
+        leave=False,
+    )

@@ -7,10 +7,12 @@ and the command-line switches.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,8 @@ from typing import Any
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 
-from ..tasks import Task, discover_tasks
+from .. import tasks as task_registry
+from ..tasks import Task
 from . import amp as _amp
 from . import atomic_io, checkpoint_loading, distributed, dump_results, loops, samplers  # noqa: F401
 from .checkpoint_match import check_checkpoint_matches
@@ -29,6 +32,10 @@ from .resume import find_last_checkpoint
 
 #: `--resume` given without a path.
 AUTO = 'auto'
+
+# mmengine names loggers/visualizers after the experiment (config stem + second-resolution time);
+# two runners built in one process within a second would share them, so number the later ones.
+_RUNS_IN_PROCESS = itertools.count()
 
 
 @dataclass
@@ -43,7 +50,8 @@ class TestResult:
 
 
 def _tasks(tasks: Mapping[str, Task] | None) -> Mapping[str, Task]:
-    return discover_tasks() if tasks is None else tasks
+    # Looked up at call time so tests (and embedding tools) can swap the discovery function.
+    return task_registry.discover_tasks() if tasks is None else tasks
 
 
 def _prepare(
@@ -63,6 +71,11 @@ def _prepare(
     else:
         chosen = default_work_dir(path)
     apply_runtime_defaults(cfg, chosen)
+    run = next(_RUNS_IN_PROCESS)
+    if run and not cfg.get('experiment_name'):
+        # Only later runs: the first keeps mmengine's name, which is synchronised across ranks.
+        cfg.experiment_name = f'{path.stem}_{time.strftime("%Y%m%d_%H%M%S")}_{run}'
+
     if seed is not None:
         randomness = dict(cfg.get('randomness') or {})
         randomness['seed'] = seed
