@@ -80,12 +80,12 @@ def test_missing_and_corrupt_files(tmp_path) -> None:
     with pytest.raises(OccupancyDataError, match='does not exist'):
         load_labels(tmp_path / 'nope.npz')
     (tmp_path / 'bad.npz').write_bytes(b'not a zip')
-    with pytest.raises(OccupancyDataError, match='not a readable .npz'):
+    with pytest.raises(OccupancyDataError, match=r'not a readable \.npz'):
         load_labels(tmp_path / 'bad.npz')
 
 
 def test_annotations_checks(tmp_path) -> None:
-    with pytest.raises(OccupancyDataError, match='annotations.json'):
+    with pytest.raises(OccupancyDataError, match=r'annotations\.json'):
         load_annotations(tmp_path)
     (tmp_path / 'annotations.json').write_text(json.dumps({'scene_infos': {'s': {'t': {}}}}))
     with pytest.raises(OccupancyDataError, match="has no 'gt_path'"):

@@ -90,5 +90,5 @@ def test_missing_submission_and_missing_token(tmp_path, submission) -> None:
         validate_submission(tmp_path / 'nothing')
     with pytest.raises(OccupancyDataError, match='no prediction for sample token'):
         list(iter_submission(submission, ['f' * 32]))
-    with pytest.raises(OccupancyDataError, match='holds no .npz'):
+    with pytest.raises(OccupancyDataError, match=r'holds no \.npz'):
         pack_submission(tmp_path / 'empty', tmp_path / 'x.zip')

@@ -145,11 +145,11 @@ def test_can_bus_vector_hand_case() -> None:
 
 def test_converter_rejects_bad_roots(tmp_path, dataset) -> None:
     data, _, _ = dataset
-    with pytest.raises(OccupancyDataError, match='v1.0-trainval'):
+    with pytest.raises(OccupancyDataError, match=r'v1\.0-trainval'):
         create_occ_infos(data.root, data.root, tmp_path, version='v1.0-trainval')
     with pytest.raises(OccupancyDataError, match='CAN bus folder'):
         create_occ_infos(data.root, tmp_path, tmp_path, version='v1.0-mini')
-    with pytest.raises(OccupancyDataError, match='annotations.json'):
+    with pytest.raises(OccupancyDataError, match=r'annotations\.json'):
         create_occ_infos(data.root, data.root, tmp_path, version='v1.0-mini', occ_root=tmp_path)
 
 
