@@ -12,7 +12,7 @@ from .reference import dcnv3_reference
 
 __all__ = ['dcnv3', 'kernel_supports']
 
-_CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+_CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _warned: set[str] = set()
 
