@@ -63,7 +63,9 @@ def camera_calibration(camera: str, scale: float = 1.0) -> dict[str, Any]:
     }
 
 
-def _curve(rng: np.random.Generator, start: np.ndarray, heading: float, length: float) -> np.ndarray:
+def _curve(
+    rng: np.random.Generator, start: np.ndarray, heading: float, length: float
+) -> np.ndarray:
     """201 points of a gently curving 3D lane starting at `start` with `heading` (rad)."""
     t = np.linspace(0.0, 1.0, 201)
     curvature = rng.uniform(-0.01, 0.01)
@@ -238,10 +240,13 @@ def write_dataset(
     rng = np.random.default_rng(seed)
     splits = dict(splits or {'train': 2, 'val': 1})
     data_dict: dict[str, dict[str, list[str]]] = {}
+    counter = 0
     for split, num_segments in splits.items():
         data_dict[split] = {}
         for s in range(num_segments):
-            segment_id = f'{seed:02d}{s:04d}'.rjust(5, '0')
+            # Unique across splits, 5 digits like the real segment ids ('00000' ... '10000').
+            segment_id = f'{(seed * 1000 + counter) % 100000:05d}'
+            counter += 1
             data_dict[split][segment_id] = []
             for f in range(frames_per_segment):
                 timestamp = str(315967376859506000 + 100_000_000 * f + 10**12 * s)
@@ -272,7 +277,7 @@ def make_predictions(
     miss_rate: float = 0.2,
     num_false_lanes: int = 3,
     num_false_tes: int = 2,
-    extra_lanes: int = 0,
+    total_lanes: int | None = None,
 ) -> dict[str, Any]:
     """A detector-like prediction for one frame (the `predictions` dict of a submission).
 
@@ -282,8 +287,10 @@ def make_predictions(
         num_points: Points per predicted lane (the seed model outputs 11).
         noise: Std of the per-lane offset in metres (and of box jitter, in 1/10 of box size).
         miss_rate: Probability of dropping a GT lane or box.
-        num_false_lanes: Spurious lanes; `extra_lanes` adds more (to reach a fixed count).
+        num_false_lanes: Spurious lanes.
         num_false_tes: Spurious traffic elements.
+        total_lanes: If given, add spurious lanes until there are exactly this many predicted
+            lanes (overrides `num_false_lanes`; GT lanes beyond it are dropped).
     """
     lanes, kept_lanes = [], []
     for i, lane in enumerate(annotation['lane_centerline']):
@@ -295,7 +302,10 @@ def make_predictions(
         jitter = rng.normal(0, noise / 4, size=(num_points, 3))
         lanes.append((pts[idx] + offset + jitter).astype(np.float32))
         kept_lanes.append(i)
-    for _ in range(num_false_lanes + extra_lanes):
+    if total_lanes is not None:
+        lanes, kept_lanes = lanes[:total_lanes], kept_lanes[:total_lanes]
+        num_false_lanes = total_lanes - len(lanes)
+    for _ in range(num_false_lanes):
         start = np.array([rng.uniform(-50, 40), rng.uniform(-25, 25), 0.0])
         lane = _curve(rng, start, rng.uniform(-0.3, 0.3), rng.uniform(5, 40))
         idx = np.linspace(0, 200, num_points).round().astype(int)
@@ -317,8 +327,12 @@ def make_predictions(
         box = np.array([[x1, y1], [x1 + rng.uniform(20, 150), y1 + rng.uniform(20, 150)]])
         tes.append((box.astype(np.float32), int(rng.integers(0, NUM_ATTRIBUTES))))
         kept_tes.append(-1)
-    gt_lclc = np.asarray(annotation['topology_lclc']).reshape(len(annotation['lane_centerline']), -1)
-    gt_lcte = np.asarray(annotation['topology_lcte']).reshape(len(annotation['lane_centerline']), -1)
+    gt_lclc = np.asarray(annotation['topology_lclc']).reshape(
+        len(annotation['lane_centerline']), -1
+    )
+    gt_lcte = np.asarray(annotation['topology_lcte']).reshape(
+        len(annotation['lane_centerline']), -1
+    )
 
     def scored(gt: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:
         out = rng.uniform(0, 0.6, size=(len(rows), len(cols)))

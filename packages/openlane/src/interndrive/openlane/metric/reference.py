@@ -78,7 +78,9 @@ def relaxation_factor(gt: np.ndarray) -> float:
     return max(0.5, 1 - 5e-3 * ego)
 
 
-def lane_distance_matrix(gts: list[np.ndarray], preds: list[np.ndarray], version: str) -> np.ndarray:
+def lane_distance_matrix(
+    gts: list[np.ndarray], preds: list[np.ndarray], version: str
+) -> np.ndarray:
     """(G, P) relaxed Fréchet distances; pairs whose relaxed Chamfer distance is ≥ 3 m stay 1024."""
     out = np.full((len(gts), len(preds)), FAR_DISTANCE)
     for i, gt in enumerate(gts):

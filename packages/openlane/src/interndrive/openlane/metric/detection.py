@@ -1,0 +1,117 @@
+"""Detection AP of the OpenLane-V2 metric: greedy matching, 11-point AP, recall-decile levels.
+
+These steps are cheap (linear in the number of predictions); they follow the devkit's dtypes and
+its exact ranking calls (`np.argsort(-np.asarray(confidences))` per frame, `np.hstack` of the
+per-frame confidence lists for the dataset ranking) so that tied confidences are ordered the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+EPS32 = np.finfo(np.float32).eps
+RECALL_THRESHOLDS = np.arange(0, 1 + 1e-3, 0.1)
+
+
+@dataclass
+class FrameMatch:
+    """The predictions-to-GT matching of one frame at one threshold (input of TOP)."""
+
+    gt_of_pred: np.ndarray  # (P,) matched GT index, nan if unmatched
+    confidence: np.ndarray  # (P,) np.asarray of the confidences
+    levels: np.ndarray  # (10,) confidence reaching the 10th..100th recall percentile ([] if P == 0)
+
+    def pred_of_gt(self, num_gts: int, level: int | None) -> np.ndarray:
+        """(num_gts,) index of the prediction matched to each GT (-1: none); with `level` (v1.0),
+        only predictions whose confidence reaches that recall decile's threshold count."""
+        out = np.full(num_gts, -1, dtype=np.int64)
+        ok = ~np.isnan(self.gt_of_pred)
+        if level is not None and len(self.levels):
+            ok &= self.confidence >= self.levels[level]
+        idx = np.flatnonzero(ok)
+        out[self.gt_of_pred[idx].astype(np.int64)] = idx
+        return out
+
+
+def greedy_match(
+    num_gts: int, confidences: Sequence, distances: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(tp, matched GT or nan) per prediction: by descending confidence, each prediction takes its
+    nearest GT if it is closer than `threshold` and not taken yet."""
+    num_preds = len(confidences)
+    tp = np.zeros(num_preds, dtype=np.float32)
+    match = np.full(num_preds, np.nan)
+    if num_gts == 0 or num_preds == 0:
+        return tp, match
+    nearest = distances.argmin(0)
+    close = distances[nearest, np.arange(num_preds)] < threshold
+    order = np.argsort(-np.asarray(confidences))
+    taken = np.zeros(num_gts, dtype=bool)
+    for j in order[close[order]].tolist():
+        g = nearest[j]
+        if not taken[g]:
+            taken[g] = True
+            tp[j] = 1
+            match[j] = g
+    return tp, match
+
+
+def recall_levels(num_gts: int, tp: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Confidence at which the frame's recall curve reaches its 10th, …, 100th percentile."""
+    if len(tp) == 0:
+        return np.zeros(0)
+    order = np.argsort(-confidence)
+    recalls = np.cumsum(tp[order], axis=0) / np.maximum(num_gts, EPS32)
+    taken = np.percentile(recalls, np.arange(10, 101, 10), method='closest_observation')
+    last = {r: i for i, r in enumerate(recalls)}
+    return confidence[order][np.asarray([last[t] for t in taken])]
+
+
+def eleven_point_ap(tp: np.ndarray, num_gts: int) -> np.float32:
+    """11-point interpolated AP of ranked TP flags (FP = not TP)."""
+    tps = np.cumsum(tp, axis=0)
+    fps = np.cumsum(1 - tp, axis=0)
+    recalls = tps / np.maximum(num_gts, EPS32)
+    precisions = tps / np.maximum(tps + fps, EPS32)
+    ap = np.float32(0)
+    for thr in RECALL_THRESHOLDS:
+        reached = precisions[recalls >= thr]
+        ap += reached.max() if reached.size > 0 else 0
+    return ap / 11
+
+
+def average_precision(
+    num_gts: Sequence[int],
+    confidences: Sequence[list],
+    distances: Sequence[np.ndarray],
+    threshold: float,
+    keep_matches: bool = False,
+    with_levels: bool = True,
+) -> tuple[np.float32, list[FrameMatch]]:
+    """Dataset AP over frames (each already filtered to one attribute or all).
+
+    Args:
+        num_gts: Per frame, number of GT instances.
+        confidences: Per frame, the list of prediction confidences (as given).
+        distances: Per frame, the (G, P) distance matrix.
+        threshold: Match when distance < threshold.
+        keep_matches: Also return each frame's `FrameMatch` (for TOP).
+        with_levels: Compute the recall-decile confidence levels (only metric v1.0 uses them).
+    """
+    tps, matches = [], []
+    for n_gt, conf, dist in zip(num_gts, confidences, distances):
+        tp, match = greedy_match(n_gt, conf, dist, threshold)
+        tps.append(tp)
+        if keep_matches:
+            conf_arr = np.asarray(conf)
+            levels = recall_levels(n_gt, tp, conf_arr) if with_levels else np.zeros(0)
+            matches.append(FrameMatch(match, conf_arr, levels))
+    total_gts = int(sum(num_gts))
+    order = np.argsort(-np.hstack(confidences)) if confidences else np.zeros(0, int)
+    tp = np.hstack(tps)[order] if tps else np.zeros(0, np.float32)
+    if len(tp) == total_gts == 0:
+        return np.float32(1), matches
+    return eleven_point_ap(tp, total_gts), matches

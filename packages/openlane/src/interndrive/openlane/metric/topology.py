@@ -1,0 +1,138 @@
+"""Vectorised TOP_ll / TOP_lt: the mean over graph vertices of the AP of each vertex's neighbours.
+
+For one frame, every evaluation variant (10 confidence levels × thresholds in v1.0, thresholds in
+v1.1) builds a GT-sized predicted adjacency matrix (matched predictions' edge scores; unmatched
+entries filled from the GT so they count as wrong), and every row and every column is a vertex
+whose candidate neighbours are the entries > 0.5, ranked by score. All rows and columns of all
+variants of a frame are ranked in one stable sort.
+
+Ties: the devkit ranks with `np.argsort(-conf)` (quicksort, not stable), so among equal scores
+with different correctness its result depends on numpy's sort kernel. Vertices with such a
+mixed tie (rare: mostly exactly-1.0 sigmoid outputs or GT fed back as predictions) are recomputed
+with the devkit's own ranking call, which keeps the scores identical in every case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..constants import THRESHOLD_RELATIONSHIP_CONFIDENCE
+
+EPS32 = np.finfo(np.float32).eps
+
+
+def _vertex_ap_exact(gt_row: np.ndarray, pred_row: np.ndarray) -> np.float32:
+    """One vertex exactly as the devkit ranks it (used only for mixed ties)."""
+    gt_idx = set(np.flatnonzero(gt_row.astype(bool)).tolist())
+    cand = pred_row > THRESHOLD_RELATIONSHIP_CONFIDENCE
+    conf = pred_row[cand]
+    ranked = np.flatnonzero(cand)[np.argsort(-conf)]
+    rel = np.array([i in gt_idx for i in ranked], dtype=np.float32)
+    tp = np.cumsum(rel)
+    precision = tp / np.maximum(tp + np.cumsum(1 - rel), EPS32)
+    return np.dot(precision, rel) / len(gt_idx)
+
+
+def vertex_aps(gt_rows: np.ndarray, pred_rows: np.ndarray) -> np.ndarray:
+    """AP of each vertex (row) of a stack of adjacency rows.
+
+    Args:
+        gt_rows: (V, N) GT adjacency rows (nonzero = neighbour).
+        pred_rows: (V, N) predicted scores (float32 or float64).
+
+    Returns:
+        (V,) float64: 1 when a vertex has neither GT nor candidate neighbours, 0 when only one
+        side is empty, else Σ precision@hit / #GT neighbours.
+    """
+    gt = gt_rows.astype(bool)
+    cand = pred_rows > THRESHOLD_RELATIONSHIP_CONFIDENCE
+    key = np.where(cand, -pred_rows, np.inf)
+    order = np.argsort(key, axis=1, kind='stable')
+    key_sorted = np.take_along_axis(key, order, axis=1)
+    rel = np.take_along_axis(gt & cand, order, axis=1)
+    tp = np.cumsum(rel, axis=1, dtype=np.float32)
+    rank = np.arange(1, gt.shape[1] + 1, dtype=np.float32)
+    precision = (
+        tp / rank
+    )  # == tp / (tp + fp) among the ranked candidates, in float32 like the devkit
+    num_gt = gt.sum(1)
+    num_cand = cand.sum(1)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        # float32 dot, then a float64 division: the devkit's `np.dot(prec32, rel32) / num_gts`.
+        ap = (precision * rel).sum(1, dtype=np.float32).astype(np.float64) / num_gt
+    ap = np.where(
+        (num_gt == 0) & (num_cand == 0), 1, np.where((num_gt == 0) | (num_cand == 0), 0, ap)
+    )
+    # Vertices with equal scores of different correctness: use the devkit's ranking.
+    tie = (key_sorted[:, 1:] == key_sorted[:, :-1]) & np.isfinite(key_sorted[:, 1:])
+    mixed = (tie & (rel[:, 1:] != rel[:, :-1])).any(1) & (num_gt > 0) & (num_cand > 0)
+    for v in np.flatnonzero(mixed):
+        # The devkit ranks float64 rows; float32 → float64 is exact, so the values are the same.
+        ap[v] = _vertex_ap_exact(gt_rows[v], pred_rows[v].astype(np.float64))
+    return ap
+
+
+def frame_topology_aps(
+    gt: np.ndarray,
+    pred: np.ndarray,
+    row_matches: list[np.ndarray],
+    col_matches: list[np.ndarray],
+    fill_scale: float | None,
+) -> np.ndarray:
+    """Vertex APs of one frame for a list of match variants, in the devkit's order.
+
+    Args:
+        gt: (R, C) GT adjacency (topology_lclc or topology_lcte).
+        pred: (R', C') predicted adjacency over the predictions.
+        row_matches: Per variant, (R,) index of the prediction matched to each GT row, -1 if none.
+        col_matches: Per variant, (C,) likewise for the columns.
+        fill_scale: Score given to unmatched GT non-edges: None → 1 (v1.0, `1 - gt`),
+            else `(1 - gt) * fill_scale` (v1.1, 0.5 + eps).
+
+    Returns:
+        (variants, R + C) float64: per variant, row vertices then column vertices.
+    """
+    if not row_matches:
+        return np.zeros((0, gt.shape[0] + gt.shape[1]))
+    rows = np.stack(row_matches)  # (K, R)
+    cols = np.stack(col_matches)  # (K, C)
+    # The devkit ranks float64 copies of the scores. Float32 predictions (the usual sigmoid
+    # outputs) and the fills (1, 0.5 + eps32) are exact in float32, so they are ranked in float32
+    # (half the memory traffic); float64 predictions stay float64.
+    pred = np.asarray(pred)
+    dtype = (
+        np.float32
+        if pred.dtype in (np.float16, np.float32) or pred.dtype.kind in 'biu'
+        else np.float64
+    )
+    fill = (1 - gt).astype(dtype)
+    if fill_scale is not None:
+        fill = fill * dtype(fill_scale)
+    pred32 = pred.astype(dtype)
+    out = np.zeros((len(rows), gt.shape[0] + gt.shape[1]))
+    # A vertex whose GT lane/TE has no matched prediction sees only fill scores: its candidates
+    # (fill > 0.5) are exactly its non-neighbours, so its AP is 0. Only matched vertices are ranked.
+    for axis, matched in ((0, rows), (1, cols)):
+        var_idx, vert_idx = np.nonzero(matched >= 0)
+        if len(var_idx) == 0:
+            continue
+        other = cols[var_idx] if axis == 0 else rows[var_idx]  # (M, N) matches of the other side
+        mine = matched[var_idx, vert_idx]  # (M,) prediction of this vertex
+        if axis == 0:
+            scores = (
+                pred32[mine[:, None], np.maximum(other, 0)]
+                if pred32.size
+                else np.zeros(other.shape, dtype)
+            )
+            gt_rows, fill_rows = gt[vert_idx], fill[vert_idx]
+        else:
+            scores = (
+                pred32[np.maximum(other, 0), mine[:, None]]
+                if pred32.size
+                else np.zeros(other.shape, dtype)
+            )
+            gt_rows, fill_rows = gt[:, vert_idx].T, fill[:, vert_idx].T
+        scores = np.where(other >= 0, scores, fill_rows)
+        offset = 0 if axis == 0 else gt.shape[0]
+        out[var_idx, offset + vert_idx] = vertex_aps(gt_rows, scores)
+    return out

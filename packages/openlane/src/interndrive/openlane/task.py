@@ -1,0 +1,38 @@
+"""The OpenLane-V2 task's plug-in object for the `interndrive` CLI (entry point `interndrive.tasks`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from interndrive.common.tasks import Task
+from interndrive.openlane.cli import add_commands, add_visualize_arguments, visualize
+from interndrive.openlane.evaluation import REFERENCE_METRICS, format_metrics
+
+
+def _config_dir() -> Path:
+    installed = Path(__file__).resolve().parent / 'configs'  # wheel: force-included here
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[3] / 'configs'
+
+
+def evaluate(submission: Any, ground_truth: Any, **options: Any) -> Mapping[str, float]:
+    """Scores a submission pickle against a collection pickle; option `version` = 1.0 | 1.1."""
+    from interndrive.openlane.evaluation import evaluate_submission
+
+    return evaluate_submission(submission, ground_truth, **options)
+
+
+TASK = Task(
+    name='openlane',
+    description='OpenLane-V2 subset_A: lane centerlines, traffic elements, topology (OLS v1.0/v1.1)',
+    config_dir=_config_dir(),
+    register_modules=None,  # filled by the model phase
+    evaluate=evaluate,
+    format_metrics=format_metrics,
+    demo=None,  # filled by the model phase
+    visualize=visualize,
+    add_visualize_arguments=add_visualize_arguments,
+    add_commands=add_commands,
+    reference_metrics=REFERENCE_METRICS,
+)
