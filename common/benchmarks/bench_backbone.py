@@ -164,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         f'# backbone throughput: {args.size}×{args.size}, batch {args.batch}, {args.iters} round-robin iters (median), '
         f'device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}'
     )
-    header = f'{"model":<16}{"op":<31}{"params M":>9}{"ms/batch":>10}{"img/s":>9}{"× ConvNeXt":>12}{"× ref op":>10}'
+    header = (
+        f'{"model":<16}{"op":<31}{"params M":>9}{"ms/batch":>10}{"best ms":>9}{"img/s":>9}'
+        f'{"× ConvNeXt":>12}{"× ref op":>10}'
+    )
     print(header)
     print('-' * len(header))
     for r in rows:
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         vs_ref = f'{r["vs_reference_op"]:.2f}' if r['vs_reference_op'] else '-'
         print(
-            f'{r["model"]:<16}{r["op"]:<31}{r["params_m"]:>9.2f}{r["ms_per_batch"]:>10.1f}'
+            f'{r["model"]:<16}{r["op"]:<31}{r["params_m"]:>9.2f}{r["ms_per_batch"]:>10.1f}{r["best_ms"]:>9.1f}'
             f'{r["images_per_s"]:>9.2f}{r["vs_convnext"]:>12.2f}{vs_ref:>10}'
         )
     if args.json is not None:
