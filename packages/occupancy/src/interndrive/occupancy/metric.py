@@ -38,24 +38,31 @@ def _as_label_array(name: str, array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _check_pred_range(pred: np.ndarray) -> None:
+    if pred.size and int(pred.max()) >= NUM_CLASSES:
+        raise ValueError(
+            f'pred: class ids must lie in [0, {NUM_CLASSES - 1}], found {int(pred.max())}'
+        )
+
+
 def _prepare(
     pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Validates and flattens one frame or a batch of frames to contiguous uint8 vectors."""
+    """Validates shapes/dtypes and flattens to contiguous uint8 vectors (mask: uint8 bytes, nonzero =
+    visible). Never index with a uint8 0/1 mask itself: that would be integer (gather) indexing, a
+    classic pitfall of the official masks."""
     pred = _as_label_array('pred', pred)
     gt = _as_label_array('gt', gt)
     if pred.shape != gt.shape:
         raise ValueError(
             f'pred has shape {pred.shape} but gt has shape {gt.shape}; they must match'
         )
-    if pred.size:
-        low = 0 if pred.dtype == np.uint8 else int(pred.min())  # uint8 cannot be negative
-        high = int(pred.max())
-        if low < 0 or high >= NUM_CLASSES:
+    if pred.dtype != np.uint8:
+        if pred.size and int(pred.min()) < 0:
             raise ValueError(
-                f'pred: class ids must lie in [0, {NUM_CLASSES - 1}], found values in '
-                f'[{int(pred.min())}, {high}]'
+                f'pred: class ids must lie in [0, {NUM_CLASSES - 1}], found {int(pred.min())}'
             )
+        _check_pred_range(pred)  # before the uint8 cast could wrap values around
     if gt.dtype != np.uint8:
         # Official rule: ground truth outside [0, num_classes) is not counted; map it to 255.
         gt = np.where((gt >= 0) & (gt < NUM_CLASSES), gt, 255).astype(np.uint8)
@@ -66,39 +73,36 @@ def _prepare(
         mask = np.asarray(mask)
         if mask.shape != shape:
             raise ValueError(f'mask has shape {mask.shape}, expected the shape of gt {shape}')
-        # Any nonzero value means "visible". Never index with a uint8 0/1 mask itself: that would be
-        # integer (gather) indexing, a classic pitfall of the official masks.
-        if mask.dtype == np.bool_ or (
-            mask.dtype == np.uint8 and (mask.size == 0 or mask.max() <= 1)
-        ):
-            mask = np.ascontiguousarray(mask).reshape(-1).view(np.bool_)  # 0/1 bytes: free view
+        if mask.dtype in (np.bool_, np.uint8):
+            mask = np.ascontiguousarray(mask).reshape(-1).view(np.uint8)  # free view
         else:
-            mask = mask.reshape(-1) != 0
+            mask = (mask.reshape(-1) != 0).view(np.uint8)
     return pred, gt, mask
 
 
 def _codes_in_mask(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """Returns gt·18 + pred for the voxels inside `mask` (uint16).
+    """Returns gt·18 + pred (uint16) for the voxels inside `mask`; checks the scored predictions.
 
     Camera masks are sparse (≈7 % of the 640k voxels) and clustered along z, so the mask is first scanned
-    as 64-bit words: only the words holding a set voxel are gathered, which is several times cheaper than
-    a boolean index over all voxels (the cost that dominates the official per-frame code).
+    as 64-bit words: only the words holding a visible voxel are gathered (≈20 % of the bytes), which is
+    several times cheaper than boolean indexing over all voxels, the cost that dominates the official
+    per-frame code. `compress` then picks the visible bytes (~3× faster than `codes[mask]`).
     """
     if mask is None:
+        _check_pred_range(pred)
         codes = np.multiply(gt, NUM_CLASSES, dtype=np.uint16)
         codes += pred
         return codes
     if mask.size % 8 == 0:
-        words = np.flatnonzero(
-            mask.view(np.uint64) != 0
-        )  # `!= 0` first: nonzero() on bool is faster
-        mask = mask.view(np.uint64)[words].view(np.bool_)
+        words = np.flatnonzero(mask.view(np.uint64) != 0)  # nonzero() is fastest on bool
+        mask = mask.view(np.uint64)[words].view(np.uint8)
         gt = gt.view(np.uint64)[words].view(np.uint8)
         pred = pred.view(np.uint64)[words].view(np.uint8)
+    _check_pred_range(pred)  # every scored voxel (and its word neighbours) is checked
     codes = np.multiply(gt, NUM_CLASSES, dtype=np.uint16)
     codes += pred
-    # `compress` is ~3x faster than boolean indexing (`codes[mask]`) on scattered masks.
-    return codes.compress(mask)
+    visible = mask.view(np.bool_) if mask.size == 0 or mask.max() <= 1 else mask != 0
+    return codes.compress(visible)
 
 
 def confusion_matrix(
