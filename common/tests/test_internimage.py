@@ -375,3 +375,17 @@ def test_bad_variant_and_input() -> None:
         tiny()(torch.randn(3, 32, 32))
     with pytest.raises(RuntimeError, match='num_classes=0'):
         tiny().forward_head(torch.randn(1, 128, 1, 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['internimage_b', 'internimage_l'])
+def test_large_variants_forward_backward(name: str) -> None:
+    """Real (not meta) forward/backward of the bigger variants at a small input (~1-4 GB RAM)."""
+    torch.manual_seed(0)
+    model = create_internimage(name, num_classes=0, core_op='DCNv3', out_indices=(2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        outs = model(torch.randn(1, 3, 32, 32))
+    assert [o.shape[1] for o in outs] == [4 * model.channels, 8 * model.channels]
+    sum(o.mean() for o in outs).backward()
+    assert all(p.grad is not None for p in model.levels[3].parameters())
