@@ -66,7 +66,15 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def test_resume_mid_epoch_reproduces_uninterrupted_weights(config: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize('sampler', ['ResumableTrainSampler', 'DefaultSampler'])
+def test_resume_mid_epoch_reproduces_uninterrupted_weights(
+    config: Path, tmp_path: Path, sampler: str
+) -> None:
+    # DefaultSampler has no skip(): the loop replays and discards the trained batches instead.
+    config.write_text(
+        config.read_text().replace("type='ResumableTrainSampler'", f'type={sampler!r}')
+    )
+    assert sampler in config.read_text()
     _train(config, tmp_path / 'full', 'full', tmp_path)
     resumed = _interrupted_then_resumed(config, tmp_path / 'cut', tmp_path, 'cut')
     full = _weights(tmp_path / 'full' / 'iter_9.pth')

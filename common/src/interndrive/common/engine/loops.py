@@ -21,6 +21,7 @@ from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
 from mmengine.runner.loops import _parse_losses
+from torch.utils.data import BatchSampler
 
 from .ordered_eval import evaluate_in_dataset_order
 from .progress import progress_bar, track
@@ -74,11 +75,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         discard = 0
         if start:
             sampler = _innermost_sampler(self.dataloader)
-            batch_size = getattr(
-                getattr(self.dataloader, 'batch_sampler', None), 'batch_size', None
-            )
-            if hasattr(sampler, 'skip') and batch_size:
-                sampler.skip(start * batch_size)
+            batch_sampler = getattr(self.dataloader, 'batch_sampler', None)
+            # Skipping samples equals skipping batches only for torch's plain BatchSampler; grouping
+            # batch samplers (aspect ratio) reorder samples, so for them replay and discard.
+            if hasattr(sampler, 'skip') and type(batch_sampler) is BatchSampler:
+                sampler.skip(start * batch_sampler.batch_size)
             else:
                 discard = start  # correct but loads the skipped data
             print_log(f'Continuing epoch {self._epoch + 1} after batch {start}', logger='current')

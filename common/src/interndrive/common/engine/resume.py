@@ -2,7 +2,7 @@
 
 mmengine's `find_latest_checkpoint` trusts the `last_checkpoint` pointer file. That pointer can name a
 checkpoint that no longer exists (CheckpointHook deletes the oldest checkpoint *before* writing the new
-one when `max_keep_ckpts` is set) or be empty after a kill; mmengine then silently trains from scratch.
+one when `max_keep_ckpts` is set) or be empty after a kill; mmengine's resume then fails to load it.
 `find_last_checkpoint` validates the pointer and otherwise falls back to the newest
 `epoch_*.pth`/`iter_*.pth` in the work dir.
 """
@@ -28,8 +28,10 @@ def find_last_checkpoint(work_dir: str | os.PathLike[str]) -> Path | None:
     pointer = work / 'last_checkpoint'
     if pointer.is_file():
         named = pointer.read_text().strip()
-        if named and Path(named).is_file():
-            return Path(named)
+        if named:
+            target = Path(named) if Path(named).is_absolute() else work / named
+            if target.is_file():
+                return target
     candidates = [p for p in work.glob('*.pth') if _CKPT_NAME.match(p.name) and p.is_file()]
     if not candidates:
         return None
