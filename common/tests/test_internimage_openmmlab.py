@@ -123,3 +123,26 @@ def test_conflicting_registration_is_reported() -> None:
     registry.register_module(name='InternImage', module=OtherInternImage)
     with pytest.raises(KeyError, match=r'already registered .*OtherInternImage'):
         openmmlab._register(registry, 'InternImage', InternImage)
+
+
+def test_backbone_feeds_mmdet_fpn_in_mmdet3d_scope() -> None:
+    """The OCC config pattern: InternImage out_indices (1, 2, 3) -> FPN, built in the mmdet3d scope."""
+    registry_mod = pytest.importorskip('mmdet3d.registry', reason='mmdet3d is not installed')
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        cfg = upstream_backbone_cfg()
+        cfg['core_op'] = 'DCNv3_pytorch'
+        backbone = registry_mod.MODELS.build(cfg)
+        fpn = dict(
+            type='mmdet.FPN', in_channels=[32, 64, 128], out_channels=8, start_level=0,
+            add_extra_convs='on_output', num_outs=4, relu_before_extra_convs=True,
+        )  # fmt: skip
+        neck = registry_mod.MODELS.build(fpn)
+    feats = neck(backbone(torch.randn(1, 3, 64, 64)))
+    assert [tuple(f.shape) for f in feats] == [
+        (1, 8, 8, 8),
+        (1, 8, 4, 4),
+        (1, 8, 2, 2),
+        (1, 8, 1, 1),
+    ]
