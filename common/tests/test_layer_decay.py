@@ -156,3 +156,16 @@ def test_mmengine_constructor_builds_adamw_with_groups() -> None:
     cfg['paramwise_cfg'] = dict(num_layers=5)
     with pytest.raises(ValueError, match=r"lacks \['layer_decay_rate', 'depths'\]"):
         build_optim_wrapper(det, cfg)
+
+
+def test_classification_lr_decay_keywords_match_upstream_rule() -> None:
+    """``InternImage.lr_decay_keywords`` (CLS fine-tuning): last block 1.0, decaying backwards."""
+    model = Detector().img_backbone  # depths (1, 1, 2, 1)
+    ratios = model.lr_decay_keywords(decay_ratio=0.5)
+    assert ratios['levels.3.blocks.0.'] == 1.0
+    assert ratios['levels.2.blocks.1.'] == 0.5
+    assert ratios['levels.2.blocks.0.'] == 0.25
+    assert ratios['levels.0.blocks.0.'] == 0.5**4
+    assert ratios['patch_embed'] == ratios['levels.0.blocks.0.']
+    assert ratios['levels.1.downsample'] == ratios['levels.1.norm'] == ratios['levels.2.blocks.0.']
+    assert 'levels.3.downsample' not in ratios
