@@ -46,7 +46,14 @@ class Shape:
 # InternImage-S stage shapes at 224x224 (stage i: 56/2^i, 80*2^i channels, groups 5*2^i), N=1 and 8,
 # plus a BEVFormer-size feature map (928x1600 input / 8 = 116x200).
 SHAPES = [
-    Shape(f's{i + 1} {56 >> i}x{56 >> i}x{80 << i} G{5 << i} N{n}', n, 56 >> i, 56 >> i, 80 << i, 5 << i)
+    Shape(
+        f's{i + 1} {56 >> i}x{56 >> i}x{80 << i} G{5 << i} N{n}',
+        n,
+        56 >> i,
+        56 >> i,
+        80 << i,
+        5 << i,
+    )
     for n in (1, 8)
     for i in range(4)
 ] + [Shape('bev 116x200x80 G5 N1', 1, 116, 200, 80, 5)]
@@ -149,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
         f'# dcnv3 benchmark: device={device} dtype={args.dtype} threads={torch.get_num_threads()} '
         f'cpu-isa={isa} torch={torch.__version__}'
     )
-    print(f'# measured peaks: {fma_rate / 1e9:.1f} GFMA/s (matmul), {bandwidth / 1e9:.1f} GB/s (copy)')
+    print(
+        f'# measured peaks: {fma_rate / 1e9:.1f} GFMA/s (matmul), {bandwidth / 1e9:.1f} GB/s (copy)'
+    )
     shapes = QUICK if args.quick else SHAPES
     modes = ['forward', 'forward+backward'] if not args.forward_only else ['forward']
     naive = device == 'cuda'
@@ -164,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
         print(f'\n## {mode}\n{header}')
         for shape in shapes:
             inputs = make_inputs(shape, device, dtype, backward)
-            grad = torch.randn(shape.n, shape.h, shape.w, shape.channels, device=device, dtype=dtype)
+            grad = torch.randn(
+                shape.n, shape.h, shape.w, shape.channels, device=device, dtype=dtype
+            )
 
             def call(impl, inputs=inputs, grad=grad, shape=shape, backward=backward):
                 out = impl(*inputs, *op_args(shape))
@@ -185,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             )
             if naive and not backward:
                 naive_op = torch.ops.dcnv3._dcnv3_forward_naive
-                nv_ms = time_ms(lambda: call(naive_op), device, args.min_time, args.max_iters)
+                nv_ms = time_ms(lambda op=naive_op: call(op), device, args.min_time, args.max_iters)
                 line += f' {nv_ms:9.3f} {nv_ms / ker_ms:8.2f}x'
             print(line, flush=True)
     return 0
@@ -194,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--dtype', default='float32', choices=['float32', 'float64', 'float16', 'bfloat16'])
+    parser.add_argument(
+        '--dtype', default='float32', choices=['float32', 'float64', 'float16', 'bfloat16']
+    )
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: keep default)')
     parser.add_argument('--quick', action='store_true', help='3 shapes only')
     parser.add_argument('--forward-only', action='store_true')

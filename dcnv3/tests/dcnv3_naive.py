@@ -29,9 +29,22 @@ def _bilinear(img: torch.Tensor, h: float, w: float) -> torch.Tensor:
 
 
 def dcnv3_naive(
-    input, offset, mask, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
-    dilation_h, dilation_w, group, group_channels, offset_scale, remove_center=False,
-):  # fmt: skip
+    input,
+    offset,
+    mask,
+    kernel_h,
+    kernel_w,
+    stride_h,
+    stride_w,
+    pad_h,
+    pad_w,
+    dilation_h,
+    dilation_w,
+    group,
+    group_channels,
+    offset_scale,
+    remove_center=False,
+):
     n, h_in, w_in, _ = input.shape
     h_out = (h_in + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) // stride_h + 1
     w_out = (w_in + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) // stride_w + 1
@@ -56,8 +69,12 @@ def dcnv3_naive(
                             if remove_center and i == kernel_w // 2 and j == kernel_h // 2:
                                 continue
                             dx, dy = off[b, ho, wo, g, k].tolist()
-                            loc_w = p0_w - half_w * offset_scale + (i * dilation_w + dx) * offset_scale
-                            loc_h = p0_h - half_h * offset_scale + (j * dilation_h + dy) * offset_scale
+                            loc_w = (
+                                p0_w - half_w * offset_scale + (i * dilation_w + dx) * offset_scale
+                            )
+                            loc_h = (
+                                p0_h - half_h * offset_scale + (j * dilation_h + dy) * offset_scale
+                            )
                             if -1 < loc_h < h_in and -1 < loc_w < w_in:
                                 acc += msk[b, ho, wo, g, k] * _bilinear(img, loc_h, loc_w)
                             k += 1

@@ -49,16 +49,29 @@ class Config:
 
     @property
     def out_hw(self) -> tuple[int, int]:
-        ho = (self.h + 2 * self.pad_h - (self.dilation_h * (self.kernel_h - 1) + 1)) // self.stride_h + 1
-        wo = (self.w + 2 * self.pad_w - (self.dilation_w * (self.kernel_w - 1) + 1)) // self.stride_w + 1
+        ho = (
+            self.h + 2 * self.pad_h - (self.dilation_h * (self.kernel_h - 1) + 1)
+        ) // self.stride_h + 1
+        wo = (
+            self.w + 2 * self.pad_w - (self.dilation_w * (self.kernel_w - 1) + 1)
+        ) // self.stride_w + 1
         return ho, wo
 
     def args(self) -> tuple:
         return (
-            self.kernel_h, self.kernel_w, self.stride_h, self.stride_w, self.pad_h, self.pad_w,
-            self.dilation_h, self.dilation_w, self.group, self.group_channels,
-            self.offset_scale, self.remove_center,
-        )  # fmt: skip
+            self.kernel_h,
+            self.kernel_w,
+            self.stride_h,
+            self.stride_w,
+            self.pad_h,
+            self.pad_w,
+            self.dilation_h,
+            self.dilation_w,
+            self.group,
+            self.group_channels,
+            self.offset_scale,
+            self.remove_center,
+        )
 
     def inputs(
         self,
@@ -71,7 +84,9 @@ class Config:
         ho, wo = self.out_hw
         channels = self.group * self.group_channels
         x = torch.rand(self.n, self.h, self.w, channels, generator=g, dtype=torch.float64)
-        off = torch.randn(self.n, ho, wo, self.group * self.points * 2, generator=g, dtype=torch.float64)
+        off = torch.randn(
+            self.n, ho, wo, self.group * self.points * 2, generator=g, dtype=torch.float64
+        )
         off = off * self.offset_std
         mask = torch.rand(self.n, ho, wo, self.group, self.points, generator=g, dtype=torch.float64)
         mask = (mask / mask.sum(-1, keepdim=True)).flatten(-2)

@@ -29,8 +29,18 @@ CONFIGS = [
     Config(group=7, group_channels=2, kernel_h=3, kernel_w=5, pad_h=0, pad_w=2, n=3),
     Config(group=8, group_channels=4, stride_h=2, stride_w=2, h=9, w=8),
     Config(group=2, group_channels=16, dilation_h=2, dilation_w=2, pad_h=2, pad_w=2),
-    Config(group=2, group_channels=3, kernel_h=5, kernel_w=3, stride_h=2, pad_h=2, pad_w=0,
-           dilation_w=2, offset_scale=2.0, remove_center=True),  # fmt: skip
+    Config(
+        group=2,
+        group_channels=3,
+        kernel_h=5,
+        kernel_w=3,
+        stride_h=2,
+        pad_h=2,
+        pad_w=0,
+        dilation_w=2,
+        offset_scale=2.0,
+        remove_center=True,
+    ),
     Config(group=3, group_channels=16, offset_std=20.0),  # most samples outside the image
     Config(group=1, group_channels=40, h=4, w=11, kernel_h=3, kernel_w=2, pad_h=1, pad_w=0),
     Config(group=2, group_channels=24, offset_std=0.0),  # integer sample positions
@@ -129,9 +139,22 @@ def test_backward_thread_partitioning(threads: int) -> None:
 
 @pytest.mark.parametrize(
     'cfg',
-    [Config(n=1, h=4, w=5, group=2, group_channels=3), Config(n=2, h=4, w=4, group=1,
-     group_channels=2, kernel_h=3, kernel_w=2, stride_h=2, pad_w=0, remove_center=True,
-     offset_scale=0.5)],  # fmt: skip
+    [
+        Config(n=1, h=4, w=5, group=2, group_channels=3),
+        Config(
+            n=2,
+            h=4,
+            w=4,
+            group=1,
+            group_channels=2,
+            kernel_h=3,
+            kernel_w=2,
+            stride_h=2,
+            pad_w=0,
+            remove_center=True,
+            offset_scale=0.5,
+        ),
+    ],
     ids=['square', 'strided-remove-center'],
 )
 def test_gradcheck(cfg: Config) -> None:
@@ -139,7 +162,9 @@ def test_gradcheck(cfg: Config) -> None:
     # Keep samples away from integer coordinates, where bilinear interpolation has kinks.
     with torch.no_grad():
         inputs[1].copy_(torch.round(inputs[1]) + 0.37)
-    assert torch.autograd.gradcheck(lambda *t: dcnv3.dcnv3(*t, *cfg.args()), inputs, eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda *t: dcnv3.dcnv3(*t, *cfg.args()), inputs, eps=1e-6, atol=1e-5
+    )
 
 
 def test_opcheck() -> None:
@@ -171,8 +196,11 @@ def test_cpu_isa_variants_agree() -> None:
         env = dict(os.environ, DCNV3_CPU_ISA=isa, PYTHONPATH=os.pathsep.join(sys.path))
         proc = subprocess.run(
             [sys.executable, '-c', script, str(Path(__file__).parent)],
-            env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         chosen, total = proc.stdout.split()
         results[chosen] = float(total)

@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dcnv3_test_utils import Config
 from dcnv3_naive import dcnv3_naive
+from dcnv3_test_utils import Config
 
 from dcnv3.reference import dcnv3_reference, kernel_grid
 
 CONFIGS = [
     Config(),
-    Config(group=3, group_channels=2, kernel_h=3, kernel_w=2, stride_h=2, pad_h=2, pad_w=0,
-           dilation_h=2, offset_scale=0.5, remove_center=True),  # fmt: skip
-    Config(group=1, group_channels=3, kernel_h=5, kernel_w=3, stride_w=2, pad_h=0, dilation_w=2,
-           offset_scale=2.0),  # fmt: skip
+    Config(
+        group=3,
+        group_channels=2,
+        kernel_h=3,
+        kernel_w=2,
+        stride_h=2,
+        pad_h=2,
+        pad_w=0,
+        dilation_h=2,
+        offset_scale=0.5,
+        remove_center=True,
+    ),
+    Config(
+        group=1,
+        group_channels=3,
+        kernel_h=5,
+        kernel_w=3,
+        stride_w=2,
+        pad_h=0,
+        dilation_w=2,
+        offset_scale=2.0,
+    ),
     Config(kernel_h=1, kernel_w=1, pad_h=0, pad_w=0),
     Config(pad_h=2, pad_w=0, offset_std=0.5),  # non-square pad: upstream's reference swaps them
 ]

@@ -13,9 +13,12 @@
 //
 // `_dcnv3_forward_naive` is the straightforward one-thread-per-channel kernel (upstream's design),
 // kept only as the benchmark baseline.
+// Only c10/cuda headers (not ATen/cuda/CUDAContext.h, which pulls in cuSPARSE/cuBLAS headers that a
+// bare CUDA toolkit may lack).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -280,7 +283,7 @@ template <typename T, int D>
 void launch_forward(const Dcnv3Params& p, const at::Tensor& x, const at::Tensor& off,
                     const at::Tensor& msk, at::Tensor& out) {
   const int64_t total = p.batch * p.height_out * p.width_out * p.group * (p.group_channels / D);
-  forward_kernel<T, D><<<blocks_for(total), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+  forward_kernel<T, D><<<blocks_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
       x.const_data_ptr<T>(), off.const_data_ptr<T>(), msk.const_data_ptr<T>(),
       out.mutable_data_ptr<T>(), make_geometry(p), p.offset_scale, total);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -294,7 +297,7 @@ void launch_backward(const Dcnv3Params& p, const at::Tensor& go, const at::Tenso
   const int tpg = static_cast<int>(p.group_channels / D);
   const bool shuffle = tpg <= 32 && (tpg & (tpg - 1)) == 0;
   const int64_t total = p.batch * p.height_out * p.width_out * p.group * tpg;
-  backward_kernel<T, D><<<blocks_for(total), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+  backward_kernel<T, D><<<blocks_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
       go.const_data_ptr<T>(), x.const_data_ptr<T>(), off.const_data_ptr<T>(),
       msk.const_data_ptr<T>(), gin.mutable_data_ptr<A>(), goff.mutable_data_ptr<A>(),
       gmsk.mutable_data_ptr<A>(), make_geometry(p), p.offset_scale, total, shuffle);
@@ -384,7 +387,7 @@ at::Tensor forward_naive_cuda(const at::Tensor& input, const at::Tensor& offset,
   const int64_t total = out.numel();
   if (total == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "dcnv3_forward_naive", [&] {
-    forward_naive_kernel<scalar_t><<<blocks_for(total), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+    forward_naive_kernel<scalar_t><<<blocks_for(total), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
         x.const_data_ptr<scalar_t>(), off.const_data_ptr<scalar_t>(), msk.const_data_ptr<scalar_t>(),
         out.mutable_data_ptr<scalar_t>(), make_geometry(p), p.offset_scale, total);
     C10_CUDA_KERNEL_LAUNCH_CHECK();

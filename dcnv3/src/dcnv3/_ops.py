@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ['has_compiled_ops', 'has_cuda_kernel', 'load_error', 'library_path']
+__all__ = ['has_compiled_ops', 'has_cuda_kernel', 'library_path', 'load_error']
 
 _LOADED = False
 _LOAD_ERROR: str | None = None
@@ -124,9 +124,7 @@ def _register_python_side() -> None:
         )
         return (grad_input, grad_offset, grad_mask) + (None,) * len(ctx.params)
 
-    torch.library.register_autograd(
-        'dcnv3::dcnv3_forward', _backward, setup_context=_setup_context
-    )
+    torch.library.register_autograd('dcnv3::dcnv3_forward', _backward, setup_context=_setup_context)
 
 
 _load()

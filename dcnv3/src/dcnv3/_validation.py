@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ['output_size', 'num_points', 'validate_dcnv3_args']
+__all__ = ['num_points', 'output_size', 'validate_dcnv3_args']
 
 
 def output_size(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:

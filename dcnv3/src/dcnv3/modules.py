@@ -208,9 +208,7 @@ class DCNv3(_DCNv3Base):
     _core = staticmethod(dcnv3)
 
 
-class DCNv3_pytorch(_DCNv3Base):  # noqa: N801 - upstream name, kept for drop-in compatibility
+class DCNv3_pytorch(_DCNv3Base):  # upstream name, kept for drop-in compatibility
     """DCNv3 block that always uses the pure-PyTorch reference."""
 
     _core = staticmethod(dcnv3_reference)
-
-
