@@ -3,24 +3,43 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .constants import METRIC_VERSIONS
+from .evaluation import MetricVersionError
+from .formats import FormatError
+from .submission import SubmissionError
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Re-raises bad-input errors as the CLI's one-line user errors (exit status 2)."""
+    try:
+        yield
+    except (SubmissionError, FormatError, FileNotFoundError, MetricVersionError) as err:
+        # Imported only here: interndrive.common.engine pulls in torch and mmengine.
+        from interndrive.common.engine.checks import InterndriveError, MissingPathError
+
+        kind = MissingPathError if isinstance(err, FileNotFoundError) else InterndriveError
+        raise kind(' '.join(str(err).split())) from err
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
-    written = convert(
-        args.data_root,
-        args.data_dict,
-        out_dir=args.out_dir,
-        splits=args.split,
-        point_interval=args.point_interval,
-        check_images=args.check_images,
-        backend=args.backend,
-    )
+    with user_errors():
+        written = convert(
+            args.data_root,
+            args.data_dict,
+            out_dir=args.out_dir,
+            splits=args.split,
+            point_interval=args.point_interval,
+            check_images=args.check_images,
+            backend=args.backend,
+        )
     for path in written:
         print(path)
     return 0
@@ -52,8 +71,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .formats import load_collection
     from .submission import load_submission, validate_submission
 
-    tokens = list(load_collection(args.ground_truth)) if args.ground_truth else None
-    report = validate_submission(load_submission(args.submission), tokens)
+    with user_errors():
+        tokens = list(load_collection(args.ground_truth)) if args.ground_truth else None
+        report = validate_submission(load_submission(args.submission), tokens)
     for warning in report.warnings:
         print(f'warning: {warning}')
     if report.ok:
@@ -114,6 +134,12 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
 
 def visualize(args: argparse.Namespace) -> list[Path]:
     """Renders the first `--num` frames (GT, plus predictions with `--submission`) to PNGs."""
+
+    with user_errors():
+        return _visualize(args)
+
+
+def _visualize(args: argparse.Namespace) -> list[Path]:
     from .formats import load_collection, load_frame_info
     from .submission import load_submission
     from .visualize import render_frame

@@ -22,6 +22,10 @@ REFERENCE_METRICS: dict[str, dict[str, float]] = {
 }  # fmt: skip
 
 
+class MetricVersionError(ValueError):
+    """An unknown metric version."""
+
+
 def normalize_version(version: Any) -> str:
     """'1.0' / '1.1' from '1.0', 'v1.1', 1.1 (a float from `--option version=1.1`), ..."""
     text = str(version).strip().lower().removeprefix('v')

@@ -67,9 +67,10 @@ def validate_annotation(ann: Any, where: str = 'annotation') -> list[str]:
             errors.append(f'{w}: expected {{"id", "points"}}')
             continue
         ids.append(lane['id'])
+        before = len(errors)
         _check_matrix(f'{w}.points', lane['points'], (None, 3), errors)
         shape = _shape_of(lane['points'])
-        if shape is not None and len(shape) == 2 and shape[0] < 2:
+        if len(errors) == before and shape[0] < 2:
             errors.append(f'{w}.points: a lane needs at least 2 points, got {shape[0]}')
     for k, te in enumerate(ann['traffic_element']):
         w = f'{where}.traffic_element[{k}]'

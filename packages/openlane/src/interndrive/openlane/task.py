@@ -18,9 +18,11 @@ def _config_dir() -> Path:
 
 def evaluate(submission: Any, ground_truth: Any, **options: Any) -> Mapping[str, float]:
     """Scores a submission pickle against a collection pickle; option `version` = 1.0 | 1.1."""
+    from interndrive.openlane.cli import user_errors
     from interndrive.openlane.evaluation import evaluate_submission
 
-    return evaluate_submission(submission, ground_truth, **options)
+    with user_errors():
+        return evaluate_submission(submission, ground_truth, **options)
 
 
 TASK = Task(
