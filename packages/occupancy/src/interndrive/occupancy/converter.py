@@ -293,3 +293,64 @@ def create_occ_infos(
             {'infos': infos, 'metadata': metadata},
         )
     return written
+
+
+def _matrix_to_pose(matrix: Any) -> tuple[list[float], list[float]]:
+    """(translation, quaternion wxyz) of a 4×4 rigid transform."""
+    from pyquaternion import Quaternion
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    quaternion = Quaternion(matrix=matrix[:3, :3], atol=1e-5)
+    return matrix[:3, 3].tolist(), [float(v) for v in quaternion.elements]
+
+
+def info_from_mmdet3d(data_info: dict[str, Any], occ_gt_path: str | None = None) -> dict[str, Any]:
+    """Converts one mmdet3d ≥ 1.1 nuScenes info (`data_list` entry with `images`, `lidar_points`,
+    `ego2global` matrices) into this package's info format, for data that has no CAN bus expansion.
+
+    The CAN-bus vector gets only the pose (its motion fields are zeros), there are no sweeps, and the
+    sample is its own scene (mmdet3d infos do not name scenes); image paths are the `img_path` names.
+    """
+    lidar2ego = np.asarray(data_info['lidar_points']['lidar2ego'], dtype=np.float64)
+    ego2global = np.asarray(data_info['ego2global'], dtype=np.float64)
+    lidar_translation, lidar_rotation = _matrix_to_pose(lidar2ego)
+    ego_translation, ego_rotation = _matrix_to_pose(ego2global)
+    cams = {}
+    for camera in CAMERA_NAMES:
+        image = data_info['images'][camera]
+        cam2lidar = np.linalg.inv(np.asarray(image['lidar2cam'], dtype=np.float64))
+        sensor_translation, sensor_rotation = _matrix_to_pose(image['cam2ego'])
+        cams[camera] = {
+            'data_path': image['img_path'],
+            'type': 'camera',
+            'sample_data_token': image.get('sample_data_token', ''),
+            'sensor2ego_translation': sensor_translation,
+            'sensor2ego_rotation': sensor_rotation,
+            'ego2global_translation': ego_translation,
+            'ego2global_rotation': ego_rotation,
+            'timestamp': round(float(image.get('timestamp', data_info['timestamp'])) * 1e6),
+            'sensor2lidar_rotation': cam2lidar[:3, :3],
+            'sensor2lidar_translation': cam2lidar[:3, 3],
+            'cam_intrinsic': np.asarray(image['cam2img'], dtype=np.float64)[:3, :3],
+        }
+    can_bus = np.zeros(18)
+    can_bus[:3] = ego_translation
+    can_bus[3:7] = ego_rotation
+    return {
+        'token': data_info['token'],
+        'prev': '',
+        'next': '',
+        'scene_token': data_info['token'],
+        'scene_name': '',
+        'frame_idx': 0,
+        'timestamp': round(float(data_info['timestamp']) * 1e6),
+        'can_bus': can_bus,
+        'lidar_path': data_info['lidar_points']['lidar_path'],
+        'lidar2ego_translation': lidar_translation,
+        'lidar2ego_rotation': lidar_rotation,
+        'ego2global_translation': ego_translation,
+        'ego2global_rotation': ego_rotation,
+        'occ_gt_path': occ_gt_path,
+        'cams': cams,
+        'sweeps': [],
+    }
