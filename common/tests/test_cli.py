@@ -251,3 +251,20 @@ def test_namespace_package_task_is_discovered_in_a_fresh_process(tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr
     assert 'toy' in done.stdout and 'toy task for the tooling tests' in done.stdout
+
+
+def test_cli_import_stays_light() -> None:
+    """`interndrive --help` / `evaluate` must not pay for importing torch (seconds on a laptop)."""
+    code = (
+        'import sys, interndrive.common.cli, interndrive.common.engine.checks;'
+        "print(sorted(m for m in ('torch', 'mmengine.runner') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, '-c', code],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '[]'

@@ -25,7 +25,7 @@ from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS
 from torch import nn
 from torch.utils.data import Dataset
 
-import interndrive.common.engine  # noqa: F401  (registers the tooling's loops, samplers, hooks)
+import interndrive.common.engine.registration  # noqa: F401  (the tooling's loops, samplers, hooks)
 from interndrive.common.engine.checks import require_dir, require_split
 
 COMMON_SRC = Path(__file__).resolve().parents[1] / 'src'

@@ -1,64 +1,46 @@
 """Shared train/test tooling on top of mmengine's Runner.
 
-Importing this package registers into mmengine's root registries (visible from the mmdet/mmdet3d
-child registries): the `interndrive_atomic_local` file backend, `AtomicCheckpointHook`,
-`ResumableTrainSampler`, `SceneContiguousSampler`, `ResumableEpochBasedTrainLoop`,
-`SceneOrderedValLoop`, `SceneOrderedTestLoop`, `CpuBF16OptimWrapper` and the `AtomicDumpResults`
-metric.
+Submodules: `checks` (one-line user errors; no torch import, safe for light tools), `atomic_io`,
+`distributed`, `samplers`, `loops`, `ordered_eval`, `seeding`, `amp`, `checkpoint_match`,
+`checkpoint_loading`, `resume`, `progress`, `config`, `dump_results`, `workflow` (train/test drivers),
+`registration` (importing it registers everything into mmengine's registries).
 
-Modules: `checks` (one-line user errors), `atomic_io`, `distributed`, `samplers`, `loops`,
-`ordered_eval`, `seeding`, `amp`, `checkpoint_match`, `resume`, `progress`, `config`, `dump_results`,
-`workflow` (train/test drivers).
+Attributes are loaded lazily (PEP 562) so that `from interndrive.common.engine.checks import ...`
+does not import torch: `interndrive evaluate` and `--help` stay fast.
 """
 
-from . import amp, atomic_io, checkpoint_loading, dump_results, loops, samplers
-from .atomic_io import (
-    AtomicCheckpointHook,
-    AtomicLocalBackend,
-    atomic_torch_save,
-    atomic_write_bytes,
-    atomic_write_text,
-)
-from .checks import (
-    CheckpointMismatchError,
-    ConfigError,
-    InterndriveError,
-    MissingPathError,
-    SplitError,
-    require_dir,
-    require_file,
-    require_split,
-)
-from .loops import ResumableEpochBasedTrainLoop, SceneOrderedTestLoop, SceneOrderedValLoop
-from .progress import track
-from .samplers import ResumableTrainSampler, SceneContiguousSampler
-from .seeding import sample_rng
+from __future__ import annotations
 
-__all__ = [
-    'AtomicCheckpointHook',
-    'AtomicLocalBackend',
-    'CheckpointMismatchError',
-    'ConfigError',
-    'InterndriveError',
-    'MissingPathError',
-    'ResumableEpochBasedTrainLoop',
-    'ResumableTrainSampler',
-    'SceneContiguousSampler',
-    'SceneOrderedTestLoop',
-    'SceneOrderedValLoop',
-    'SplitError',
-    'amp',
-    'atomic_io',
-    'atomic_torch_save',
-    'atomic_write_bytes',
-    'atomic_write_text',
-    'checkpoint_loading',
-    'dump_results',
-    'loops',
-    'require_dir',
-    'require_file',
-    'require_split',
-    'sample_rng',
-    'samplers',
-    'track',
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    'AtomicCheckpointHook': 'atomic_io',
+    'AtomicLocalBackend': 'atomic_io',
+    'atomic_torch_save': 'atomic_io',
+    'atomic_write_bytes': 'atomic_io',
+    'atomic_write_text': 'atomic_io',
+    'CheckpointMismatchError': 'checks',
+    'ConfigError': 'checks',
+    'InterndriveError': 'checks',
+    'MissingPathError': 'checks',
+    'SplitError': 'checks',
+    'require_dir': 'checks',
+    'require_file': 'checks',
+    'require_split': 'checks',
+    'ResumableEpochBasedTrainLoop': 'loops',
+    'SceneOrderedTestLoop': 'loops',
+    'SceneOrderedValLoop': 'loops',
+    'ResumableTrainSampler': 'samplers',
+    'SceneContiguousSampler': 'samplers',
+    'sample_rng': 'seeding',
+    'track': 'progress',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

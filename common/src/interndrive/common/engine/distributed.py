@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from collections.abc import Mapping
 
-import torch
-import torch.distributed as dist
+# torch is imported inside the functions: the CLI imports this module for --help and light commands.
 
 TORCHRUN_ENV_VARS = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 LAUNCHERS = ('auto', 'none', 'pytorch', 'slurm')
@@ -40,6 +40,8 @@ def resolve_launcher(requested: str = 'auto', env: Mapping[str, str] | None = No
 
 def default_backend() -> str:
     """NCCL on CUDA machines, gloo on CPU-only ones."""
+    import torch
+
     return 'nccl' if torch.cuda.is_available() else 'gloo'
 
 
@@ -48,6 +50,9 @@ def init_distributed(backend: str | None = None, timeout_s: int = 1800) -> tuple
 
     Does nothing (and returns the current rank/world size) when a group already exists.
     """
+    import torch
+    import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     backend = backend or default_backend()
@@ -64,6 +69,8 @@ def configure_launcher(cfg, launcher: str) -> None:
         cfg: The mmengine Config about to be given to `Runner.from_cfg`.
         launcher: `'none'`, `'pytorch'` or `'slurm'` (see `resolve_launcher`).
     """
+    import torch
+
     cfg.launcher = launcher
     # Copy-modify-assign: ConfigDict converts assigned dicts, so setdefault() results are detached.
     env_cfg = dict(cfg.get('env_cfg') or {})
@@ -83,13 +90,23 @@ def configure_launcher(cfg, launcher: str) -> None:
         cfg.model_wrapper_cfg = wrapper
 
 
+def _initialized_dist():
+    """torch.distributed if this process imported it and created a group, else None."""
+    dist = sys.modules.get('torch.distributed')
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist
+    return None
+
+
 def barrier() -> None:
     """`dist.barrier()` when a process group exists, else nothing."""
-    if dist.is_available() and dist.is_initialized():
+    dist = _initialized_dist()
+    if dist is not None:
         dist.barrier()
 
 
 def destroy_distributed() -> None:
     """Destroys the default process group if this process created one."""
-    if dist.is_available() and dist.is_initialized():
+    dist = _initialized_dist()
+    if dist is not None:
         dist.destroy_process_group()

@@ -24,7 +24,7 @@ from mmengine.logging import print_log
 from .. import tasks as task_registry
 from ..tasks import Task
 from . import amp as _amp
-from . import atomic_io, checkpoint_loading, distributed, dump_results, loops, samplers  # noqa: F401
+from . import atomic_io, distributed, registration  # noqa: F401  (registration: side effects)
 from .checkpoint_match import check_checkpoint_matches
 from .checks import ConfigError, require_file
 from .config import apply_runtime_defaults, default_work_dir, load_task_config
