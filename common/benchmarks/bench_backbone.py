@@ -45,18 +45,24 @@ def _internimage(name: str, core_op: str) -> nn.Module:
     return model
 
 
-def time_model(model: nn.Module, x: torch.Tensor, warmup: int, iters: int) -> float:
-    """Median seconds per forward pass."""
+def time_model(
+    model: nn.Module, x: torch.Tensor, warmup: int, iters: int, train: bool = False
+) -> float:
+    """Median seconds per forward pass (``train``: forward + backward of the summed logits)."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     times = []
-    with torch.inference_mode():
-        for i in range(warmup + iters):
-            sync()
-            t0 = time.perf_counter()
-            model(x)
-            sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
+    for i in range(warmup + iters):
+        sync()
+        t0 = time.perf_counter()
+        if train:
+            model.zero_grad(set_to_none=True)
+            model(x).float().sum().backward()
+        else:
+            with torch.inference_mode():
+                model(x)
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
@@ -68,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         '--iters', type=int, default=5, help='timed iterations per model (median is reported)'
     )
     p.add_argument('--warmup', type=int, default=1)
+    p.add_argument(
+        '--train',
+        action='store_true',
+        help='time forward + backward (train mode) instead of inference',
+    )
     p.add_argument(
         '--threads', type=int, default=None, help='torch.set_num_threads (default: torch default)'
     )
@@ -119,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             continue
         torch.manual_seed(0)
-        model = build().eval().to(device)
+        model = build().train(args.train).to(device)
         n_params = sum(q.numel() for q in model.parameters())
         if name in PUBLISHED_PARAMS and n_params != PUBLISHED_PARAMS[name]:
             raise SystemExit(
@@ -131,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.warmup + args.iters):
         for row in rows:
             if id(row) in models:
-                sec = time_model(models[id(row)], x, warmup=0, iters=1)
+                sec = time_model(models[id(row)], x, warmup=0, iters=1, train=args.train)
                 if i >= args.warmup:
                     times[id(row)].append(sec)
     for row in rows:
@@ -161,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     print(
-        f'# backbone throughput: {args.size}×{args.size}, batch {args.batch}, {args.iters} round-robin iters (median), '
+        f'# backbone {"training (fwd+bwd)" if args.train else "inference"} throughput: {args.size}×{args.size}, batch {args.batch}, {args.iters} round-robin iters (median), '
         f'device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}'
     )
     header = (
