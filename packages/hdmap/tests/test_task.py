@@ -21,6 +21,43 @@ def test_task_contract():
     )
 
 
+def _run(argv):
+    """Runs `interndrive hdmap ...` through the task's own sub-parsers (no full CLI start-up)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    TASK.add_commands(parser.add_subparsers(dest='cmd', required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_task_commands_and_functions(tmp_path, capsys):
+    import argparse
+
+    from interndrive.hdmap.submission import write_submission
+    from interndrive.hdmap.synthetic import generate_predictions
+
+    assert _run(['generate', str(tmp_path), '--segments', '1', '--frames', '2', '--no-images']) == 0
+    ann_file = tmp_path / 'val_annotations.json'
+    preds = generate_predictions(json.loads(ann_file.read_text()), num_preds=4)
+    write_submission(tmp_path / 'sub.json', preds)
+    assert _run(['validate', str(ann_file), '--submission', str(tmp_path / 'sub.json')]) == 0
+    (tmp_path / 'bad.json').write_text(json.dumps({'meta': {}, 'results': {}}))
+    assert _run(['validate', str(ann_file), '--submission', str(tmp_path / 'bad.json')]) == 1
+    assert 'meta.use_lidar: missing' in capsys.readouterr().out
+    metrics = TASK.evaluate(tmp_path / 'sub.json', ann_file)
+    table = TASK.format_metrics(metrics)
+    assert table.splitlines()[0] == '| mAP | AP_pc | AP_div | AP_bound |'
+    assert f'{100 * metrics["mAP"]:.2f}' in table.splitlines()[2]
+    vis = argparse.ArgumentParser()
+    TASK.add_visualize_arguments(vis)
+    written = TASK.visualize(
+        vis.parse_args([str(ann_file), '--out-dir', str(tmp_path / 'v'), '--max-frames', '1'])
+    )
+    assert [p.suffix for p in written] == ['.png']
+
+
+@pytest.mark.slow
 def test_cli_generate_validate_evaluate_visualize(tmp_path, capsys):
     cli = pytest.importorskip('interndrive.common.cli')
     from interndrive.hdmap.submission import write_submission
