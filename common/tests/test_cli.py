@@ -198,7 +198,8 @@ def test_test_command_prints_table_and_checks_checkpoint(fake_tasks, tmp_path, c
     )
     assert rc == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert '| toy table | toy/mse=' in out and 'predictions written to p.pkl' in out
+    # format_metrics gets the keys without mmengine's 'toy/' prefix, as from Task.evaluate
+    assert '| toy table | mse=' in out and 'predictions written to p.pkl' in out
     assert json.loads((tmp_path / 'm.json').read_text())['toy/in_order'] == 1.0
 
     bad = dict(good)
@@ -268,3 +269,19 @@ def test_cli_import_stays_light() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == '[]'
+
+
+def test_metric_table_prefix_and_fallback() -> None:
+    from interndrive.common.engine.workflow import format_metric_table, strip_common_prefix
+
+    assert strip_common_prefix({'occ/mIoU': 1.0, 'occ/car': 2.0}) == {'mIoU': 1.0, 'car': 2.0}
+    assert strip_common_prefix({'a/x': 1.0, 'b/x': 2.0}) == {'a/x': 1.0, 'b/x': 2.0}
+
+    def strict(metrics):
+        return f'mIoU={metrics["mIoU"]}'
+
+    task = Task('occ', 'd', Path('.'), format_metrics=strict)
+    assert format_metric_table({'occ/mIoU': 0.5}, task) == 'mIoU=0.5'
+    fallback = format_metric_table({'occ/other': 0.5}, task)
+    assert fallback.startswith('(occ table not available') and '| occ/other | 0.5000 |' in fallback
+    assert 'no metrics' in format_metric_table({}, task)

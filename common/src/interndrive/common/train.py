@@ -48,6 +48,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument('--seed', type=int, help='random seed (overrides randomness.seed)')
     parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='deterministic cuDNN/torch algorithms (slower; randomness.deterministic=True)',
+    )
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -70,6 +75,8 @@ def train_from_args(args: argparse.Namespace) -> int:
     cfg_options = dict(args.cfg_options or {})
     if args.tensorboard:
         cfg_options['tensorboard'] = True
+    if args.deterministic:
+        cfg_options['randomness.deterministic'] = True
     run_train(
         args.config,
         work_dir=args.work_dir,

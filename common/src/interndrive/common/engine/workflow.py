@@ -236,15 +236,38 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def format_metric_table(metrics: Mapping[str, Any], task: Task | None = None) -> str:
-    """The task's table (`Task.format_metrics`) or a generic two-column table."""
-    if task is not None and task.format_metrics is not None:
-        return task.format_metrics(metrics)
-    if not metrics:
-        return '(no metrics: format-only run or the metric returned nothing)'
+def strip_common_prefix(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Drops a `prefix/` shared by all keys (mmengine metrics prefix their keys, e.g. `occ/mIoU`).
+
+    `Task.format_metrics` then sees the same keys from `interndrive test` as from `Task.evaluate`.
+    """
+    prefixes = {k.split('/', 1)[0] for k in metrics if '/' in k}
+    if len(prefixes) != 1 or not all('/' in k for k in metrics):
+        return dict(metrics)
+    return {k.split('/', 1)[1]: v for k, v in metrics.items()}
+
+
+def _generic_table(metrics: Mapping[str, Any]) -> str:
     width = max(len(k) for k in metrics)
     lines = [f'| {"metric".ljust(width)} | value |', f'|{"-" * (width + 2)}|-------|']
     for key, value in metrics.items():
         shown = f'{value:.4f}' if isinstance(value, float) and math.isfinite(value) else str(value)
         lines.append(f'| {key.ljust(width)} | {shown} |')
     return '\n'.join(lines)
+
+
+def format_metric_table(metrics: Mapping[str, Any], task: Task | None = None) -> str:
+    """The task's table (`Task.format_metrics`, keys without a common prefix) or a generic table.
+
+    Falls back to the generic table, with a note, when the task's formatter does not accept the
+    mapping (e.g. a config whose metric reports other keys).
+    """
+    if not metrics:
+        return '(no metrics: format-only run or the metric returned nothing)'
+    if task is not None and task.format_metrics is not None:
+        try:
+            return task.format_metrics(strip_common_prefix(metrics))
+        except (KeyError, ValueError, TypeError) as e:
+            note = f'({task.name} table not available: {e})\n'
+            return note + _generic_table(metrics)
+    return _generic_table(metrics)
