@@ -223,7 +223,7 @@ class PackOccInputs(BaseTransform):
     META_KEYS = (
         'sample_idx', 'token', 'scene_token', 'frame_idx', 'timestamp', 'img_filename', 'ori_shape',
         'img_shape', 'pad_shape', 'lidar2img', 'cam2img', 'lidar2cam', 'ego2lidar', 'lidar2ego',
-        'can_bus', 'img_norm_cfg', 'prev_bev_exists',
+        'can_bus', 'img_norm_cfg', 'prev_bev_exists', 'occ_gt_path',
     )  # fmt: skip
     GT_KEYS = ('voxel_semantics', 'mask_lidar', 'mask_camera')
 
