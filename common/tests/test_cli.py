@@ -285,3 +285,25 @@ def test_metric_table_prefix_and_fallback() -> None:
     fallback = format_metric_table({'occ/other': 0.5}, task)
     assert fallback.startswith('(occ table not available') and '| occ/other | 0.5000 |' in fallback
     assert 'no metrics' in format_metric_table({}, task)
+
+
+def test_broken_namespace_task_is_reported_not_fatal(tmp_path: Path) -> None:
+    """A task package whose import fails shows as BROKEN in `info`; other commands keep working."""
+    root = write_toy_task_package(tmp_path / 'pkg')
+    broken = root / 'interndrive' / 'wreck'
+    broken.mkdir()
+    (broken / '__init__.py').write_text('raise RuntimeError("half-installed")\n')
+    (broken / 'task.py').write_text('')
+    code = (
+        'from interndrive.common.tasks import discover_tasks_with_errors as d;'
+        'tasks, errors = d(); print(sorted(tasks), errors)'
+    )
+    done = subprocess.run(
+        [sys.executable, '-c', code],
+        env=subprocess_env(root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "['toy'] {'wreck': 'RuntimeError: half-installed'}" in done.stdout

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -95,21 +93,24 @@ def _check_task(task: object, origin: str) -> Task:
 
 
 def _namespace_task_modules() -> list[str]:
-    """`interndrive.<name>.task` modules importable from the `interndrive` namespace package."""
+    """`interndrive.<name>.task` modules present in the `interndrive` namespace package's folders.
+
+    Found by looking for the files, without importing anything: a package whose `__init__` fails must
+    show up as a broken task, not disappear.
+    """
     try:
         import interndrive
     except ImportError:  # pragma: no cover - this module itself lives in the namespace
         return []
-    names = []
-    for info in pkgutil.iter_modules(list(interndrive.__path__)):
-        if info.ispkg and info.name != 'common':
-            module = f'interndrive.{info.name}.task'
-            try:
-                found = importlib.util.find_spec(module) is not None
-            except ImportError:
-                found = False
-            if found:
-                names.append(module)
+    names = set()
+    for folder in map(Path, interndrive.__path__):
+        if not folder.is_dir():
+            continue
+        for child in folder.iterdir():
+            if child.name == 'common' or not (child / '__init__.py').is_file():
+                continue
+            if (child / 'task.py').is_file() or (child / 'task' / '__init__.py').is_file():
+                names.add(f'interndrive.{child.name}.task')
     return sorted(names)
 
 
