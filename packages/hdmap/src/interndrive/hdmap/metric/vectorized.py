@@ -10,8 +10,10 @@ a class's AP is the mean over thresholds and mAP the mean over classes.
 How this is made fast without changing a single number:
 - Resampling of all lines at once: padded per-line cumulative lengths, `searchsorted` and one lerp (the
   same floating-point operations GEOS does in `LineString.interpolate`).
-- Pair pruning with exact lower bounds: the distance between two bounding boxes (then the mean
-  point-to-box distance) bounds the Chamfer distance from below. A pair whose bound exceeds the largest
+- Pair pruning with exact lower bounds: the gap between two lines' bounding boxes, then the weighted
+  mean gap between boxes of runs of 32 and of 8 consecutive resampled points, bound the Chamfer
+  distance from below (every point is at least as far from the other line as its box is from the
+  nearest box of the other line). A pair whose bound exceeds the largest
   threshold cannot decide anything, and per prediction only pairs whose bound is below the best exact
   distance found so far can be its nearest GT. Their exact distances are computed in batches of padded
   point sets, grouped by size, with one broadcast per batch.
@@ -33,7 +35,7 @@ from .types import GroundTruth, Predictions, as_xy
 # Bounds are compared with this slack so that a rounding error in a bound can never prune a pair
 # whose exact distance is within a threshold.
 _BOUND_SLACK = 1e-9
-# Maximum number of float64 elements of one broadcast (keeps peak memory ~100 MB).
+# Maximum number of float64 elements of one broadcast (a few temporaries of 16 MB each).
 _CHUNK_ELEMENTS = 2_000_000
 # Consecutive resampled points per box of the cheap lower bounds, coarse to fine (32 points span
 # 9.3 m, 8 points 2.1 m).
