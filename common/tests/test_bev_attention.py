@@ -305,3 +305,40 @@ def test_tsa_rejects_wrong_value_shape() -> None:
             spatial_shapes=torch.tensor([[2, 3]]),
             level_start_index=torch.tensor([0]),
         )
+
+
+def test_gradcheck_sca_and_tsa_in_float64() -> None:
+    """Autograd through the rebatch gather/scatter and the sampling locations (offsets)."""
+    sca = make_sca(channels=4)
+    query, value, refs, mask, shapes, start = sca_inputs(bs=1, num_query=4, channels=4)
+    mask[:, :, 0] = True  # at least one query seen by both cameras
+    query.requires_grad_(True)
+    value.requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda q, v: sca(q, v, refs, mask, shapes, start),
+        (query, value),
+        eps=1e-6,
+        atol=1e-5,
+        fast_mode=True,
+    )
+    tsa = TemporalSelfAttention(
+        embed_dims=4, num_heads=2, num_levels=1, num_points=2, dropout=0.0
+    ).double()
+    nn.init.normal_(tsa.sampling_offsets.weight, std=0.3)
+    nn.init.normal_(tsa.attention_weights.weight, std=0.3)
+    q = torch.randn(1, 6, 4, dtype=torch.float64, requires_grad=True)
+    prev = torch.randn(1, 6, 4, dtype=torch.float64, requires_grad=True)
+    refs2d = torch.rand(1, 2, 6, 1, 2, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda a, b: tsa(
+            a,
+            torch.stack([b, a], 1),
+            reference_points=refs2d,
+            spatial_shapes=torch.tensor([[2, 3]]),
+            level_start_index=torch.tensor([0]),
+        ),
+        (q, prev),
+        eps=1e-6,
+        atol=1e-5,
+        fast_mode=True,
+    )

@@ -494,3 +494,35 @@ def test_upstream_detector_checkpoint_layout_loads_strictly(layout: str) -> None
     )
     with pytest.raises(KeyError, match='no BEV constructor weights'):
         extract_bev_constructor_state_dict({'backbone.x': torch.zeros(1)}, layout)
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmdet3d'])
+def test_task_configs_build_under_the_mmdet_and_mmdet3d_scopes(scope: str) -> None:
+    """Registered in mmengine's root registry, so a task config's default scope finds the types."""
+    registry = pytest.importorskip(f'{scope}.registry', reason=f'{scope} is not installed')
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.MODELS.build(tiny_cfg())
+    assert isinstance(model, BEVFormerConstructer)
+
+
+@pytest.mark.cuda
+def test_cuda_kernel_path_matches_cpu_fallback() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip('needs a CUDA device (mmcv compiled ms_deform_attn kernel)')
+    model = build()
+    prev = torch.randn(2, 80, C)
+    feats = [f.requires_grad_(True) for f in features()]
+    cpu = model(feats, metas(), prev_bev=prev)
+    cpu.square().sum().backward()
+    cpu_grads = [f.grad.clone() for f in feats]
+    gpu_model = model.cuda()
+    gpu_feats = [f.detach().cuda().requires_grad_(True) for f in feats]
+    gpu = gpu_model(gpu_feats, metas(), prev_bev=prev.cuda())
+    torch.testing.assert_close(gpu.cpu(), cpu.detach(), atol=1e-4, rtol=1e-4)
+    gpu.square().sum().backward()
+    for g, c in zip(gpu_feats, cpu_grads):
+        torch.testing.assert_close(g.grad.cpu(), c, atol=1e-3, rtol=1e-3)
+    with torch.autocast('cuda', dtype=torch.float16):
+        assert torch.isfinite(gpu_model(gpu_feats, metas(), prev_bev=prev.cuda())).all()
