@@ -411,6 +411,10 @@ def test_clear_errors_for_bad_inputs_and_configs() -> None:
     cfg['encoder']['pc_range'] = [-1, -1, -1, 1, 1, 1]
     with pytest.raises(ValueError, match=r'encoder\.pc_range'):
         MODELS.build(cfg)
+    cfg = tiny_cfg()
+    cfg['encoder']['num_point_in_pillar'] = 4  # typo must not be silently ignored
+    with pytest.raises(TypeError, match='num_point_in_pillar'):
+        MODELS.build(cfg)
 
 
 def test_occupancy_style_configuration_runs() -> None:

@@ -90,7 +90,6 @@ class BEVFormerConstructer(BaseModule):
         rotate_interpolation: str = 'nearest',
         bev_axes: str = 'forward_left',
         init_cfg: dict | None = None,
-        **kwargs,
     ) -> None:
         super().__init__(init_cfg)
         if bev_h < 1 or bev_w < 1:

@@ -165,6 +165,7 @@ class BEVFormerEncoder(TransformerLayerSequence):
         reproduce_shift_ref_2d_bug: Upstream OCC aliases `shift_ref_2d = ref_2d` before adding the
             ego-motion shift, so the current-BEV reference points are shifted too. False (default)
             shifts only the previous-BEV ones; True reproduces upstream (for its checkpoints).
+        dataset_type: Ignored; accepted so upstream encoder configs build unchanged.
         init_cfg: mmengine initialisation config.
     """
 
@@ -177,8 +178,8 @@ class BEVFormerEncoder(TransformerLayerSequence):
         return_intermediate: bool = False,
         image_size_key: str = 'pad_shape',
         reproduce_shift_ref_2d_bug: bool = False,
+        dataset_type: str | None = None,
         init_cfg: dict | None = None,
-        **kwargs,
     ) -> None:
         super().__init__(
             transformerlayers=transformerlayers, num_layers=num_layers, init_cfg=init_cfg

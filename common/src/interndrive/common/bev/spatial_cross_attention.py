@@ -63,7 +63,6 @@ class SpatialCrossAttention(BaseModule):
         reproduce_batch0_rebatch_bug: bool = False,
         batch_first: bool = True,
         init_cfg: dict | None = None,
-        **kwargs,
     ) -> None:
         super().__init__(init_cfg)
         if not batch_first:
