@@ -176,3 +176,15 @@ def test_sigkill_mid_epoch_then_cli_resume(config: Path, tmp_path: Path) -> None
     )
     assert full.returncode == 0, full.stderr[-2000:]
     assert _equal(_weights(tmp_path / 'f' / 'iter_9.pth'), _weights(tmp_path / 'k' / 'iter_9.pth'))
+
+
+def test_resume_from_checkpoint_of_another_model_is_refused(config: Path, tmp_path: Path) -> None:
+    from interndrive.common.engine.checks import CheckpointMismatchError
+
+    _train(config, tmp_path / 'small', 'small', tmp_path, **{'model.hidden': 3})
+    with pytest.raises(
+        CheckpointMismatchError, match=r'shape mismatches \(net\.0\.bias \(3,\) vs model \(8,\)'
+    ):
+        _train(
+            config, tmp_path / 'big', 'big', tmp_path, resume=str(tmp_path / 'small' / 'iter_9.pth')
+        )

@@ -141,6 +141,9 @@ def run_train(
         else:
             cfg.resume, cfg.load_from = True, str(require_file(resume, 'checkpoint to resume from'))
     runner = _build_runner(cfg)
+    if cfg.get('resume') and cfg.get('load_from'):
+        # mmengine resumes with strict=False, silently keeping random weights for missing keys.
+        check_checkpoint_matches(runner.model, cfg.load_from, config_name=f'config {_path.name}')
     runner.train()
     return Path(cfg.work_dir)
 
