@@ -191,3 +191,12 @@ def test_test_version_has_no_annotations(tmp_path) -> None:
     (info,) = load_infos(written['test'])['infos']
     assert 'gt_boxes' not in info and not info['can_bus'].any()
     assert info['scene_name'] == 'scene-0077'
+
+
+def test_trainval_version_uses_train_and_val_scenes(tmp_path) -> None:
+    generate_synthetic_dataset(
+        tmp_path, version='v1.0-trainval', num_scenes=2, samples_per_scene=1, image_size=(32, 18)
+    )
+    written = create_occ_infos(tmp_path, tmp_path, version='v1.0-trainval')
+    assert [i['scene_name'] for i in load_infos(written['train'])['infos']] == ['scene-0001']
+    assert [i['scene_name'] for i in load_infos(written['val'])['infos']] == ['scene-0003']
