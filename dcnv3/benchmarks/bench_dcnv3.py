@@ -81,6 +81,10 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+STAT = {'min': min, 'median': statistics.median}
+_stat = min
+
+
 def time_ms(fn: Callable[[], object], device: str, min_time: float, max_iters: int) -> float:
     fn()  # warm-up (first-call allocations, lazy init)
     sync(device)
@@ -91,7 +95,7 @@ def time_ms(fn: Callable[[], object], device: str, min_time: float, max_iters: i
         fn()
         sync(device)
         times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return _stat(times)
 
 
 def peak_mb(fn: Callable[[], object], device: str) -> float:
@@ -141,6 +145,8 @@ def work(shape: Shape, backward: bool, itemsize: int) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    global _stat
+    _stat = STAT[args.stat]
     device, dtype = args.device, getattr(torch, args.dtype)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     isa = torch.ops.dcnv3._cpu_isa() if device == 'cpu' else 'cuda'
     print(
         f'# dcnv3 benchmark: device={device} dtype={args.dtype} threads={torch.get_num_threads()} '
-        f'cpu-isa={isa} torch={torch.__version__}'
+        f'cpu-isa={isa} torch={torch.__version__} stat={args.stat}'
     )
     print(
         f'# measured peaks: {fma_rate / 1e9:.1f} GFMA/s (matmul), {bandwidth / 1e9:.1f} GB/s (copy)'
@@ -213,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--forward-only', action='store_true')
     parser.add_argument('--min-time', type=float, default=1.0, help='seconds per measurement')
     parser.add_argument('--max-iters', type=int, default=50)
+    parser.add_argument(
+        '--stat',
+        default='min',
+        choices=sorted(STAT),
+        help='estimator over repetitions; min is robust to other load on a shared machine',
+    )
     return run(parser.parse_args(argv))
 
 

@@ -225,12 +225,76 @@ void forward_impl(const Dcnv3Params& p, const at::Tensor& input, const at::Tenso
   });
 }
 
+// Per-thread scratch of the backward pass: out-of-image corners read `zeros` and scatter into
+// `sink`, so the channel loop has no branches.
+template <typename T, typename A>
+struct BackwardScratch {
+  std::vector<A> go;     // grad_output of the current (pixel, group), in A
+  std::vector<T> zeros;  // stands in for the values of out-of-image corners
+  std::vector<A> sink;   // receives their (discarded) grad_input
+  explicit BackwardScratch(int64_t cg)
+      : go(static_cast<size_t>(cg)), zeros(static_cast<size_t>(cg), T(0)),
+        sink(static_cast<size_t>(cg)) {}
+};
+
+// One sampling point, channels [0, len): with s = sum_q w_q v_q the bilinear sample,
+//   grad_mask   = go . s
+//   grad_off_x  = m * scale * go . (hh (v1 - v0) + lh (v3 - v2))
+//   grad_off_y  = m * scale * go . (hw (v2 - v0) + lw (v3 - v1))
+//   grad_in[q] += w_q * m * go.
+// Three dot products per point (not one per corner) keep the horizontal sums few. B > 0 is a
+// compile-time block length (accumulators in registers); B == 0 means run-time `len`.
+template <int B, typename T, typename A>
+inline void backward_point(const T* const* __restrict v, A* const* __restrict g,
+                           const A* __restrict go, const A* w, A m, A lh, A lw, int64_t len,
+                           A& dot_s, A& dot_x, A& dot_y) {
+  const int64_t n = B > 0 ? B : len;
+  const T* __restrict v0 = v[0];
+  const T* __restrict v1 = v[1];
+  const T* __restrict v2 = v[2];
+  const T* __restrict v3 = v[3];
+  const A hh = A(1) - lh, hw = A(1) - lw;
+  const A gw0 = w[0] * m, gw1 = w[1] * m, gw2 = w[2] * m, gw3 = w[3] * m;
+  A s = A(0), x = A(0), y = A(0);
+  for (int64_t c = 0; c < n; ++c) {
+    const A a0 = static_cast<A>(v0[c]), a1 = static_cast<A>(v1[c]);
+    const A a2 = static_cast<A>(v2[c]), a3 = static_cast<A>(v3[c]);
+    const A gc = go[c];
+    s += gc * (w[0] * a0 + w[1] * a1 + w[2] * a2 + w[3] * a3);
+    x += gc * (hh * (a1 - a0) + lh * (a3 - a2));
+    y += gc * (hw * (a2 - a0) + lw * (a3 - a1));
+  }
+  // Scatter after the reads: corners may alias each other (e.g. the sink), never the values.
+  for (int q = 0; q < 4; ++q) {
+    A* __restrict gq = g[q];
+    const A gwq = q == 0 ? gw0 : q == 1 ? gw1 : q == 2 ? gw2 : gw3;
+    for (int64_t c = 0; c < n; ++c) gq[c] += gwq * go[c];
+  }
+  dot_s += s;
+  dot_x += x;
+  dot_y += y;
+}
+
+template <typename T, typename A>
+inline void backward_point_channels(const T* const* v, A* const* g, const A* go, const A* w, A m,
+                                    A lh, A lw, int64_t cg, A& dot_s, A& dot_x, A& dot_y) {
+  if (cg == 16) {
+    backward_point<16, T, A>(v, g, go, w, m, lh, lw, cg, dot_s, dot_x, dot_y);
+  } else if (cg == 32) {
+    backward_point<32, T, A>(v, g, go, w, m, lh, lw, cg, dot_s, dot_x, dot_y);
+  } else if (cg == 8) {
+    backward_point<8, T, A>(v, g, go, w, m, lh, lw, cg, dot_s, dot_x, dot_y);
+  } else {
+    backward_point<0, T, A>(v, g, go, w, m, lh, lw, cg, dot_s, dot_x, dot_y);
+  }
+}
+
 // Backward for one output row. grad_in_n: accumulation target (type A) for this batch image.
 template <typename T>
 inline void backward_row(const Dcnv3Params& p, int64_t row, const T* go, const T* in,
                          const T* off, const T* msk, acc_t<T>* grad_in_n, T* goff, T* gmsk,
                          const std::vector<acc_t<T>>& gx, const std::vector<acc_t<T>>& gy,
-                         PixelCorners<acc_t<T>>& pc, std::vector<acc_t<T>>& go_buf) {
+                         PixelCorners<acc_t<T>>& pc, BackwardScratch<T, acc_t<T>>& scratch) {
   using A = acc_t<T>;
   const int64_t C = p.channels, G = p.group, P = p.points, Cg = p.group_channels,
                 Ho = p.height_out, Wo = p.width_out, GP = G * P;
@@ -241,7 +305,7 @@ inline void backward_row(const Dcnv3Params& p, int64_t row, const T* go, const T
   const int64_t n = row / Ho, ho = row % Ho;
   const T* in_n = in + n * p.height_in * p.width_in * C;
   const A p0_h = static_cast<A>(half_h - p.pad_h + ho * p.stride_h);
-  A* __restrict gob = go_buf.data();
+  A* gob = scratch.go.data();
   for (int64_t wo = 0; wo < Wo; ++wo) {
     const int64_t pix = row * Wo + wo;
     const A p0_w = static_cast<A>(half_w - p.pad_w + wo * p.stride_w);
@@ -255,32 +319,24 @@ inline void backward_row(const Dcnv3Params& p, int64_t row, const T* go, const T
       const T* in_g = in_n + g * Cg;
       A* gin_g = grad_in_n + g * Cg;
       for (int64_t j = g * P; j < (g + 1) * P; ++j) {
-        if (pc.inside[j] == A(0)) {  // outputs were zero-initialised
-          continue;
-        }
-        const A m = pc.mask[j];
-        A dot[4] = {A(0), A(0), A(0), A(0)};
+        if (pc.inside[j] == A(0)) continue;  // outputs were zero-initialised
+        const T* v[4];
+        A* gq[4];
+        A w[4];
         for (int q = 0; q < 4; ++q) {
           const int32_t corner = pc.idx[q][j];
-          if (corner < 0) continue;
-          const T* __restrict v = in_g + static_cast<int64_t>(corner) * C;
-          A* __restrict gi = gin_g + static_cast<int64_t>(corner) * C;
-          const A w = pc.wt[q][j] * m;
-          A d = A(0);
-          for (int64_t c = 0; c < Cg; ++c) {
-            d += gob[c] * static_cast<A>(v[c]);
-            gi[c] += w * gob[c];
-          }
-          dot[q] = d;
+          const int64_t at = static_cast<int64_t>(corner) * C;
+          v[q] = corner >= 0 ? in_g + at : scratch.zeros.data();
+          gq[q] = corner >= 0 ? gin_g + at : scratch.sink.data();
+          w[q] = pc.wt[q][j];
         }
-        const A lh = pc.frac_h[j], lw = pc.frac_w[j];
-        const A hh = A(1) - lh, hw = A(1) - lw;
-        gmsk_pix[j] = static_cast<T>(pc.wt[0][j] * dot[0] + pc.wt[1][j] * dot[1] +
-                                     pc.wt[2][j] * dot[2] + pc.wt[3][j] * dot[3]);
-        const A ms = m * scale;
-        goff_pix[2 * j] = static_cast<T>(ms * (hh * (dot[1] - dot[0]) + lh * (dot[3] - dot[2])));
-        goff_pix[2 * j + 1] =
-            static_cast<T>(ms * (hw * (dot[2] - dot[0]) + lw * (dot[3] - dot[1])));
+        A dot_s = A(0), dot_x = A(0), dot_y = A(0);
+        backward_point_channels<T, A>(v, gq, gob, w, pc.mask[j], pc.frac_h[j], pc.frac_w[j], Cg,
+                                      dot_s, dot_x, dot_y);
+        const A ms = pc.mask[j] * scale;
+        gmsk_pix[j] = static_cast<T>(dot_s);
+        goff_pix[2 * j] = static_cast<T>(ms * dot_x);
+        goff_pix[2 * j + 1] = static_cast<T>(ms * dot_y);
       }
     }
   }
@@ -312,12 +368,12 @@ void backward_impl(const Dcnv3Params& p, const at::Tensor& grad_output, const at
                                                          c10::CppTypeToScalarType<A>::value));
     A* gin = acc.mutable_data_ptr<A>();
     at::parallel_for(0, p.batch, 1, [&](int64_t begin, int64_t end) {
-      std::vector<A> go_buf(static_cast<size_t>(p.group_channels));
+      BackwardScratch<T, A> scratch(p.group_channels);
       PixelCorners<A> pc(p.group * p.points, true);
       for (int64_t n = begin; n < end; ++n) {
         for (int64_t ho = 0; ho < p.height_out; ++ho) {
           backward_row<T>(p, n * p.height_out + ho, go, in, off, msk, gin + n * image, goff, gmsk,
-                          gx, gy, pc, go_buf);
+                          gx, gy, pc, scratch);
         }
       }
     });
@@ -333,11 +389,11 @@ void backward_impl(const Dcnv3Params& p, const at::Tensor& grad_output, const at
     const int64_t tid = at::get_thread_num();
     TORCH_CHECK(tid < threads, "dcnv3: unexpected thread id ", tid);
     A* mine = buf + tid * grad_input.numel();
-    std::vector<A> go_buf(static_cast<size_t>(p.group_channels));
+    BackwardScratch<T, A> scratch(p.group_channels);
     PixelCorners<A> pc(p.group * p.points, true);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / p.height_out;
-      backward_row<T>(p, row, go, in, off, msk, mine + n * image, goff, gmsk, gx, gy, pc, go_buf);
+      backward_row<T>(p, row, go, in, off, msk, mine + n * image, goff, gmsk, gx, gy, pc, scratch);
     }
   });
   T* gin = grad_input.mutable_data_ptr<T>();

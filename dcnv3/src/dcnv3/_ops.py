@@ -42,7 +42,8 @@ def _candidate_paths() -> list[Path]:
                     found.append(located)
     except importlib.metadata.PackageNotFoundError:
         pass
-    return found
+    # Newest first: a fresh `pip install` must win over a stale copy left in the source tree.
+    return sorted(found, key=lambda path: path.stat().st_mtime, reverse=True)
 
 
 def _load() -> None:
