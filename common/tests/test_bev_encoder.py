@@ -530,3 +530,178 @@ def test_cuda_kernel_path_matches_cpu_fallback() -> None:
         torch.testing.assert_close(g.grad.cpu(), c, atol=1e-3, rtol=1e-3)
     with torch.autocast('cuda', dtype=torch.float16):
         assert torch.isfinite(gpu_model(gpu_feats, metas(), prev_bev=prev.cuda())).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream algorithm, transcribed from REFERENCE §3.3 items 3-6 as plain float64 loops (batch 1),
+# using the model's weights. Guards the wiring and the tensor layouts that upstream checkpoints
+# depend on (offset/weight ordering, anchor assignment, queue order, which inputs get `bev_pos`).
+# ---------------------------------------------------------------------------------------------
+
+
+def _bilinear(level: torch.Tensor, x: float, y: float) -> torch.Tensor:
+    _, h, w = level.shape
+    px, py = x * w - 0.5, y * h - 0.5
+    x0, y0 = math.floor(px), math.floor(py)
+    out = level.new_zeros(level.shape[0])
+    for yy in (y0, y0 + 1):
+        for xx in (x0, x0 + 1):
+            if 0 <= yy < h and 0 <= xx < w:
+                out += (1 - abs(px - xx)) * (1 - abs(py - yy)) * level[:, yy, xx]
+    return out
+
+
+def _upstream_bev(
+    model: BEVFormerConstructer, feats, meta, prev_bev, reproduce_bug: bool
+) -> torch.Tensor:
+    bev_h, bev_w, q_n = model.bev_h, model.bev_w, model.num_query
+    x0, y0, z0, x1, y1, z1 = model.pc_range
+    can_bus = torch.as_tensor(meta['can_bus'], dtype=torch.float64)
+    # get_bev_features: shift (upstream formula), rotation of the history, CAN bus.
+    dx, dy = float(can_bus[0]), float(can_bus[1])
+    length = math.hypot(dx, dy)
+    bev_angle = math.degrees(float(can_bus[-2])) - math.degrees(math.atan2(dy, dx))
+    shift = (
+        length * math.sin(math.radians(bev_angle)) / (x1 - x0),
+        length * math.cos(math.radians(bev_angle)) / (y1 - y0),
+    )
+    queries = model.bev_embedding.weight.double()
+    pe = model.positional_encoding
+    pos = torch.stack(
+        [
+            torch.cat([pe.col_embed.weight[j], pe.row_embed.weight[i]])
+            for i in range(bev_h)
+            for j in range(bev_w)
+        ]
+    ).double()
+    grid = prev_bev.double()[0].T.reshape(-1, bev_h, bev_w)
+    rotated = torch.zeros_like(grid)
+    a = math.radians(float(can_bus[-1]))
+    cx, cy = model.rotate_center
+    for i in range(bev_h):
+        for j in range(bev_w):
+            sx = math.cos(a) * (j + 0.5 - cx) - math.sin(a) * (i + 0.5 - cy) + cx - 0.5
+            sy = math.sin(a) * (j + 0.5 - cx) + math.cos(a) * (i + 0.5 - cy) + cy - 0.5
+            ii, jj = round(sy), round(sx)
+            if 0 <= ii < bev_h and 0 <= jj < bev_w:
+                rotated[:, i, j] = grid[:, ii, jj]
+    prev = rotated.reshape(grid.shape[0], -1).T
+    queries = queries + model.can_bus_mlp(can_bus[None])[0]
+    # Camera features: flatten levels, add camera and level embeddings.
+    levels = [f[0].double() for f in feats]  # (N, C, h, w)
+    cam_maps = [
+        [
+            lvl[n]
+            + model.cams_embeds[n].double()[:, None, None]
+            + model.level_embeds[li].double()[:, None, None]
+            for li, lvl in enumerate(levels)
+        ]
+        for n in range(levels[0].shape[0])
+    ]
+    # Encoder geometry.
+    enc = model.encoder
+    anchors_z = [
+        z0 + (0.5 + k * (z1 - z0 - 1.0) / max(enc.num_points_in_pillar - 1, 1))
+        for k in range(enc.num_points_in_pillar)
+    ]
+    cells = [(i, j) for i in range(bev_h) for j in range(bev_w)]
+    mats = np.asarray(meta['lidar2img'], dtype=np.float64)
+    img_h, img_w = meta['img_shape'][:2]
+    ref_cam = np.zeros((len(mats), q_n, len(anchors_z), 2))
+    hit = np.zeros((len(mats), q_n, len(anchors_z)), dtype=bool)
+    for n, mat in enumerate(mats):
+        for q, (i, j) in enumerate(cells):
+            for d, z in enumerate(anchors_z):
+                p = np.array(
+                    [x0 + (j + 0.5) * (x1 - x0) / bev_w, y0 + (i + 0.5) * (y1 - y0) / bev_h, z, 1.0]
+                )
+                u, v, depth, _ = mat @ p
+                u, v = u / max(depth, 1e-5) / img_w, v / max(depth, 1e-5) / img_h
+                ref_cam[n, q, d] = u, v
+                hit[n, q, d] = depth > 1e-5 and 0 < u < 1 and 0 < v < 1
+    ref_2d = [((j + 0.5) / bev_w, (i + 0.5) / bev_h) for i, j in cells]
+    shifted = [(x + shift[0], y + shift[1]) for x, y in ref_2d]
+    hybrid = [shifted, shifted if reproduce_bug else ref_2d]
+
+    out = queries
+    for layer in enc.layers:
+        tsa, sca = layer.attentions[0], layer.attentions[1]
+        heads, pts = tsa.num_heads, tsa.num_points
+        value_items = [prev, queries]  # history and the *encoder input* queries
+        q_pos = out + pos
+        value_maps = [tsa.value_proj(v).T.reshape(heads, -1, bev_h, bev_w) for v in value_items]
+        off_in = torch.cat([value_items[0], q_pos], -1)
+        offsets = tsa.sampling_offsets(off_in).view(q_n, heads, 2, 1, pts, 2)
+        weights = tsa.attention_weights(off_in).view(q_n, heads, 2, pts).softmax(-1)
+        tsa_out = torch.zeros_like(out)
+        for q in range(q_n):
+            for m in range(heads):
+                acc = []
+                for t in range(2):
+                    s = 0
+                    for p in range(pts):
+                        x = hybrid[t][q][0] + float(offsets[q, m, t, 0, p, 0]) / bev_w
+                        y = hybrid[t][q][1] + float(offsets[q, m, t, 0, p, 1]) / bev_h
+                        s = s + weights[q, m, t, p] * _bilinear(value_maps[t][m], x, y)
+                    acc.append(s)
+                dims = tsa.embed_dims // heads
+                tsa_out[q, m * dims : (m + 1) * dims] = (acc[0] + acc[1]) / 2
+        out = layer.norms[0](tsa.output_proj(tsa_out) + out)
+        # Spatial cross-attention, one camera at a time (no `bev_pos` upstream).
+        msda = sca.deformable_attention
+        heads, pts, nlev = msda.num_heads, msda.num_points, msda.num_levels
+        dims = msda.embed_dims // heads
+        slots = torch.zeros_like(out)
+        for n, maps in enumerate(cam_maps):
+            vmaps = [
+                msda.value_proj(mp.flatten(1).T).T.reshape(heads, dims, *mp.shape[1:])
+                for mp in maps
+            ]
+            for q in np.nonzero(hit[n].any(-1))[0]:
+                offsets = msda.sampling_offsets(out[q]).view(heads, nlev, pts, 2)
+                weights = (
+                    msda.attention_weights(out[q])
+                    .view(heads, nlev * pts)
+                    .softmax(-1)
+                    .view(heads, nlev, pts)
+                )
+                for m in range(heads):
+                    for li in range(nlev):
+                        h_l, w_l = maps[li].shape[1:]
+                        for p in range(pts):
+                            u, v = ref_cam[n, q, p % len(anchors_z)]
+                            x = u + float(offsets[m, li, p, 0]) / w_l
+                            y = v + float(offsets[m, li, p, 1]) / h_l
+                            slots[q, m * dims : (m + 1) * dims] += weights[m, li, p] * _bilinear(
+                                vmaps[li][m], x, y
+                            )
+        count = torch.as_tensor(hit.any(-1).sum(0), dtype=torch.float64).clamp(min=1)
+        out = layer.norms[1](sca.output_proj(slots / count[:, None]) + out)
+        out = layer.norms[2](layer.ffns[0](out))
+    return out
+
+
+@pytest.mark.parametrize('reproduce_bug', [False, True])
+def test_matches_a_loop_transcription_of_the_upstream_algorithm(reproduce_bug: bool) -> None:
+    model = build(
+        bev_h=4,
+        bev_w=5,
+        pc_range=(-10.0, -8.0, -2.0, 10.0, 8.0, 2.0),
+        bev_axes='right_forward',  # upstream's shift formula
+        encoder_kwargs=dict(image_size_key='img_shape', reproduce_shift_ref_2d_bug=reproduce_bug),
+    ).double()
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if 'sampling_offsets' in name or 'attention_weights' in name:
+                p.copy_(
+                    torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.3
+                )  # trained-like, not init
+    meta = metas(batch=1)[0]
+    meta['can_bus'][[0, 1, -2, -1]] = [1.1, -0.7, 0.4, 17.3]
+    feats = [f.double() for f in features(batch=1)]
+    prev = torch.randn(1, model.num_query, C, dtype=torch.float64, generator=gen)
+    with torch.no_grad():
+        ours = model(feats, [meta], prev_bev=prev)
+        upstream = _upstream_bev(model, feats, meta, prev, reproduce_bug)
+    torch.testing.assert_close(ours[0], upstream, atol=1e-4, rtol=1e-4)
