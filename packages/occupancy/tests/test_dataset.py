@@ -180,3 +180,19 @@ def test_real_nuscenes_frame_through_the_pipeline(real_nuscenes_frame, tmp_path)
         320,
     )  # 1600x900 * 0.2 -> 320x180 -> pad
     assert sample['data_samples'].metainfo['token'] == 'ca9a282c9e77460f8360f564131a8af5'
+
+
+@pytest.mark.slow  # shares the generated dataset
+def test_dataloader_batches_with_mmengine_collate(data_root) -> None:
+    from mmengine.dataset import pseudo_collate
+    from torch.utils.data import DataLoader
+
+    from interndrive.occupancy.task import register_data_modules
+
+    register_data_modules()
+    dataset = OccupancyDataset(
+        'occ_infos_temporal_train.pkl', str(data_root), pipeline=TRAIN_PIPELINE
+    )
+    batch = next(iter(DataLoader(dataset, batch_size=2, collate_fn=pseudo_collate)))
+    assert len(batch['inputs']['img']) == 2 and tuple(batch['inputs']['img'][0].shape[:2]) == (4, 6)
+    assert len(batch['data_samples']) == 2

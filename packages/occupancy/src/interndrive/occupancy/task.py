@@ -17,6 +17,16 @@ def _config_dir() -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parents[3] / 'configs'
 
 
+def register_data_modules() -> None:
+    """Registers this package's dataset, transforms and metric in mmdet3d's registries (imports them).
+
+    The model phase's `register_modules` should call this and then import the model modules.
+    """
+    import interndrive.occupancy.dataset
+    import interndrive.occupancy.evaluation
+    import interndrive.occupancy.transforms  # noqa: F401
+
+
 def evaluate(submission: Any, ground_truth: Any, **options: Any) -> Mapping[str, float]:
     """Scores a submission folder/zip against an Occ3D root or info .pkl (see evaluate.py)."""
     from interndrive.occupancy.evaluate import evaluate_submission
