@@ -8,7 +8,7 @@ per-frame confidence lists for the dataset ranking) so that tied confidences are
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,17 +23,26 @@ class FrameMatch:
     gt_of_pred: np.ndarray  # (P,) matched GT index, nan if unmatched
     confidence: np.ndarray  # (P,) np.asarray of the confidences
     levels: np.ndarray  # (10,) confidence reaching the 10th..100th recall percentile ([] if P == 0)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     def pred_of_gt(self, num_gts: int, level: int | None) -> np.ndarray:
         """(num_gts,) index of the prediction matched to each GT (-1: none); with `level` (v1.0),
         only predictions whose confidence reaches that recall decile's threshold count."""
-        out = np.full(num_gts, -1, dtype=np.int64)
-        ok = ~np.isnan(self.gt_of_pred)
-        if level is not None and len(self.levels):
-            ok &= self.confidence >= self.levels[level]
-        idx = np.flatnonzero(ok)
-        out[self.gt_of_pred[idx].astype(np.int64)] = idx
-        return out
+        key = (num_gts, level is None)
+        if key not in self._cache:
+            # All 10 levels at once (rows), computed on first use and shared by TOP_ll and TOP_lt.
+            num_levels = 1 if level is None else max(len(self.levels), 1)
+            ok = np.broadcast_to(
+                ~np.isnan(self.gt_of_pred), (num_levels, len(self.gt_of_pred))
+            ).copy()
+            if level is not None and len(self.levels):
+                ok &= self.confidence[None, :] >= self.levels[:, None]
+            out = np.full((num_levels, num_gts), -1, dtype=np.int64)
+            lv, idx = np.nonzero(ok)
+            out[lv, self.gt_of_pred[idx].astype(np.int64)] = idx
+            self._cache[key] = out
+        table = self._cache[key]
+        return table[0 if level is None or len(table) == 1 else level]
 
 
 def greedy_match(

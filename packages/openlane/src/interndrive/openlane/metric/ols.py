@@ -28,7 +28,7 @@ from ..constants import METRIC_VERSIONS, NUM_ATTRIBUTES, THRESHOLDS_FRECHET, THR
 from .detection import EPS32, FrameMatch, average_precision
 from .distances import iou_distance_matrix, lane_distance_matrices
 from .f_score import f_score
-from .topology import frame_topology_aps
+from .topology import topology_mean_ap
 
 METRIC_KEYS: tuple[str, ...] = ('OLS', 'DET_l', 'DET_t', 'TOP_ll', 'TOP_lt', 'F-Score')
 
@@ -42,18 +42,15 @@ def _topology(
 ) -> float:
     """Mean vertex AP over variants (row matches, column matches, v1.0 level) and frames."""
     fill_scale = None if version == '1.0' else float(np.float32(0.5) + EPS32)
-    per_frame = []
+    frames = []
     for f, (gt, pred) in enumerate(zip(gts, preds)):
         adj = np.asarray(gt[key])
         if 0 in adj.shape:
             continue
-        rows = [rm[f].pred_of_gt(adj.shape[0], level) for rm, _, level in variants]
-        cols = [cm[f].pred_of_gt(adj.shape[1], level) for _, cm, level in variants]
-        per_frame.append(frame_topology_aps(adj, np.asarray(pred[key]), rows, cols, fill_scale))
-    if not per_frame:
-        return 0.0
-    # The devkit's order (variant-major, then frame) keeps the float summation identical.
-    return float(np.concatenate([a[k] for k in range(len(variants)) for a in per_frame]).mean())
+        rows = np.stack([rm[f].pred_of_gt(adj.shape[0], level) for rm, _, level in variants])
+        cols = np.stack([cm[f].pred_of_gt(adj.shape[1], level) for _, cm, level in variants])
+        frames.append((adj, np.asarray(pred[key]), rows, cols))
+    return topology_mean_ap(frames, fill_scale)
 
 
 def evaluate_frames(

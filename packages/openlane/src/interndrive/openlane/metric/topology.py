@@ -72,67 +72,89 @@ def vertex_aps(gt_rows: np.ndarray, pred_rows: np.ndarray) -> np.ndarray:
     return ap
 
 
-def frame_topology_aps(
+def _score_dtype(pred: np.ndarray) -> type:
+    # The devkit ranks float64 copies of the scores. Float32 predictions (the usual sigmoid
+    # outputs) and the fills (1, 0.5 + eps32) are exact in float32, so they are ranked in float32
+    # (half the memory traffic); float64 predictions stay float64.
+    small = pred.dtype in (np.float16, np.float32) or pred.dtype.kind in 'bui'
+    return np.float32 if small else np.float64
+
+
+def matched_vertex_rows(
     gt: np.ndarray,
     pred: np.ndarray,
-    row_matches: list[np.ndarray],
-    col_matches: list[np.ndarray],
+    rows: np.ndarray,
+    cols: np.ndarray,
     fill_scale: float | None,
-) -> np.ndarray:
-    """Vertex APs of one frame for a list of match variants, in the devkit's order.
+    axis: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The adjacency rows (axis 0) or columns (axis 1) of every *matched* vertex of every variant.
+
+    A vertex whose GT lane/TE has no matched prediction sees only fill scores: its candidates
+    (fill > 0.5) are exactly its non-neighbours, so its AP is 0 and it is not returned.
 
     Args:
         gt: (R, C) GT adjacency (topology_lclc or topology_lcte).
         pred: (R', C') predicted adjacency over the predictions.
-        row_matches: Per variant, (R,) index of the prediction matched to each GT row, -1 if none.
-        col_matches: Per variant, (C,) likewise for the columns.
-        fill_scale: Score given to unmatched GT non-edges: None → 1 (v1.0, `1 - gt`),
-            else `(1 - gt) * fill_scale` (v1.1, 0.5 + eps).
+        rows: (K, R) per variant, the prediction matched to each GT row (-1: none).
+        cols: (K, C) likewise for the columns.
+        fill_scale: Score of unmatched GT non-edges: None → 1 (v1.0, `1 - gt`), else
+            `(1 - gt) * fill_scale` (v1.1, 0.5 + eps).
+        axis: 0 for row vertices (out-edges / lanes), 1 for column vertices.
 
     Returns:
-        (variants, R + C) float64: per variant, row vertices then column vertices.
+        (variant index, vertex index, GT rows (M, N), score rows (M, N)).
     """
-    if not row_matches:
-        return np.zeros((0, gt.shape[0] + gt.shape[1]))
-    rows = np.stack(row_matches)  # (K, R)
-    cols = np.stack(col_matches)  # (K, C)
-    # The devkit ranks float64 copies of the scores. Float32 predictions (the usual sigmoid
-    # outputs) and the fills (1, 0.5 + eps32) are exact in float32, so they are ranked in float32
-    # (half the memory traffic); float64 predictions stay float64.
     pred = np.asarray(pred)
-    dtype = (
-        np.float32
-        if pred.dtype in (np.float16, np.float32) or pred.dtype.kind in 'biu'
-        else np.float64
-    )
+    dtype = _score_dtype(pred)
     fill = (1 - gt).astype(dtype)
     if fill_scale is not None:
         fill = fill * dtype(fill_scale)
-    pred32 = pred.astype(dtype)
-    out = np.zeros((len(rows), gt.shape[0] + gt.shape[1]))
-    # A vertex whose GT lane/TE has no matched prediction sees only fill scores: its candidates
-    # (fill > 0.5) are exactly its non-neighbours, so its AP is 0. Only matched vertices are ranked.
-    for axis, matched in ((0, rows), (1, cols)):
-        var_idx, vert_idx = np.nonzero(matched >= 0)
-        if len(var_idx) == 0:
+    matched = rows if axis == 0 else cols
+    var_idx, vert_idx = np.nonzero(matched >= 0)
+    other = cols[var_idx] if axis == 0 else rows[var_idx]  # (M, N) matches of the other side
+    mine = matched[var_idx, vert_idx][:, None]  # (M, 1) prediction of this vertex
+    if pred.size == 0 or len(var_idx) == 0:
+        scores = np.zeros(other.shape, dtype)
+    elif axis == 0:
+        scores = pred.astype(dtype)[mine, np.maximum(other, 0)]
+    else:
+        scores = pred.astype(dtype)[np.maximum(other, 0), mine]
+    gt_rows, fill_rows = (
+        (gt[vert_idx], fill[vert_idx]) if axis == 0 else (gt.T[vert_idx], fill.T[vert_idx])
+    )
+    return var_idx, vert_idx, gt_rows, np.where(other >= 0, scores, fill_rows)
+
+
+def topology_mean_ap(
+    frames: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], fill_scale: float | None
+) -> float:
+    """Mean vertex AP over all frames, variants and vertices (rows and columns).
+
+    Args:
+        frames: Per frame with a non-empty GT adjacency: (gt (R, C), pred, rows (K, R), cols (K, C)).
+        fill_scale: See `matched_vertex_rows`.
+
+    All matched vertices of all frames are ranked in one batch per axis (rows padded with
+    non-candidate, non-neighbour entries, which change no AP); unmatched vertices count 0.
+    """
+    total_vertices = sum(r.shape[0] * (g.shape[0] + g.shape[1]) for g, _, r, _ in frames)
+    if total_vertices == 0:
+        return 0.0
+    total = 0.0
+    for axis in (0, 1):
+        parts = [matched_vertex_rows(g, p, r, c, fill_scale, axis) for g, p, r, c in frames]
+        parts = [(gr, sc) for _, _, gr, sc in parts if len(gr)]
+        if not parts:
             continue
-        other = cols[var_idx] if axis == 0 else rows[var_idx]  # (M, N) matches of the other side
-        mine = matched[var_idx, vert_idx]  # (M,) prediction of this vertex
-        if axis == 0:
-            scores = (
-                pred32[mine[:, None], np.maximum(other, 0)]
-                if pred32.size
-                else np.zeros(other.shape, dtype)
-            )
-            gt_rows, fill_rows = gt[vert_idx], fill[vert_idx]
-        else:
-            scores = (
-                pred32[np.maximum(other, 0), mine[:, None]]
-                if pred32.size
-                else np.zeros(other.shape, dtype)
-            )
-            gt_rows, fill_rows = gt[:, vert_idx].T, fill[:, vert_idx].T
-        scores = np.where(other >= 0, scores, fill_rows)
-        offset = 0 if axis == 0 else gt.shape[0]
-        out[var_idx, offset + vert_idx] = vertex_aps(gt_rows, scores)
-    return out
+        width = max(gr.shape[1] for gr, _ in parts)
+        dtype = np.result_type(*[sc.dtype for _, sc in parts])
+        gt_rows = np.zeros((sum(len(gr) for gr, _ in parts), width), dtype=np.int8)
+        scores = np.zeros(gt_rows.shape, dtype=dtype)
+        start = 0
+        for gr, sc in parts:
+            gt_rows[start : start + len(gr), : gr.shape[1]] = gr != 0
+            scores[start : start + len(gr), : sc.shape[1]] = sc
+            start += len(gr)
+        total += float(vertex_aps(gt_rows, scores).sum())
+    return total / total_vertices
