@@ -167,6 +167,10 @@ def test_evaluate_submission_end_to_end(dataset, tmp_path) -> None:
         reference.add_batch(pred, labels.semantics, labels.mask_camera)
     result = evaluate_submission(tmp_path / 'sub', data.root, split='val', fscore=True)
     assert result['mIoU'] == reference.count_miou()[1] * 100
+    assert (
+        evaluate_submission(tmp_path / 'sub', data.root, split='val', fscore=True, workers=1)
+        == result
+    )
     assert result['num_frames'] == 2 and 0 < result['F-score'] < 1
     via_infos = evaluate_submission(tmp_path / 'sub', fixed['val'], occ_root=str(data.root))
     assert via_infos['mIoU'] == result['mIoU']

@@ -7,15 +7,41 @@ does not grow with the number of frames.
 from __future__ import annotations
 
 import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import numpy as np
 
 from interndrive.occupancy.errors import OccupancyDataError
 from interndrive.occupancy.formats import load_annotations, load_infos, load_labels
 from interndrive.occupancy.metric import OccupancyFScore, OccupancyMIoU
-from interndrive.occupancy.submission import iter_submission, validate_submission
+from interndrive.occupancy.submission import iter_submission_loaders, validate_submission
 
 SPLITS = ('val', 'train', 'all')
+T = TypeVar('T')
+R = TypeVar('R')
+
+
+def bounded_map(function: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """`map` on a thread pool, in order, with at most 2·workers results in flight (bounded memory).
+
+    Loading a frame is mostly zlib decompression of two .npz files, which releases the GIL, so a few
+    threads overlap it; scoring stays in the caller's thread.
+    """
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def ground_truth_index(
@@ -72,6 +98,7 @@ def evaluate_submission(
     mask: str = 'camera',
     allow_missing: bool = False,
     occ_root: str | None = None,
+    workers: int = 4,
 ) -> dict[str, Any]:
     """Scores a submission folder/zip; returns mIoU and per-class IoU in %, plus F-score if asked.
 
@@ -83,6 +110,7 @@ def evaluate_submission(
         mask: 'camera' (challenge protocol), 'lidar' or 'none'.
         allow_missing: Score only the tokens present instead of rejecting an incomplete submission.
         occ_root: Root for the `occ_gt_path` of an info pickle.
+        workers: Threads that load (decompress) frames ahead of scoring; 1 loads in the caller.
     """
     index = ground_truth_index(ground_truth, split, occ_root)
     if not index:
@@ -98,8 +126,12 @@ def evaluate_submission(
         )
     miou = OccupancyMIoU(mask=mask)
     fscore_metric = OccupancyFScore(mask=mask) if fscore else None
-    for token, pred in iter_submission(submission, tokens):
-        labels = load_labels(index[token])
+    predictions = dict(iter_submission_loaders(submission))
+
+    def load(token: str) -> tuple[np.ndarray, Any]:
+        return predictions[token](), load_labels(index[token])
+
+    for pred, labels in bounded_map(load, tokens, workers):
         miou.update(pred, labels.semantics, labels.mask_camera, labels.mask_lidar)
         if fscore_metric is not None:
             fscore_metric.update(pred, labels.semantics, labels.mask_camera, labels.mask_lidar)

@@ -182,6 +182,29 @@ def validate_submission(
     return report
 
 
+def iter_submission_loaders(
+    path: str | os.PathLike[str],
+) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+    """(token, loader) for every `<token>.npz` of a folder or zip; a loader reads and checks one file.
+    Loaders of a zip may be called from several threads (each call opens its own handle)."""
+    path = Path(path)
+    if path.is_file() and zipfile.is_zipfile(path):
+        for name in zipfile.ZipFile(path).namelist():
+            token = _token_of(name)
+            if token is not None:
+                yield token, (lambda n=name: _read_npz(_read_member(path, n), f'{path}:{n}'))
+        return
+    for name, load in _entries(path).items():
+        token = _token_of(name)
+        if token is not None:
+            yield token, load
+
+
+def _read_member(path: Path, name: str) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(name)
+
+
 def iter_submission(
     path: str | os.PathLike[str], tokens: Iterable[str] | None = None
 ) -> Iterator[tuple[str, np.ndarray]]:
