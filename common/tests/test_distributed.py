@@ -93,3 +93,30 @@ def test_evaluation_on_two_ranks_equals_one(trained: tuple[Path, dict[str, str]]
     assert metrics1['toy/in_order'] == 1.0
     assert [p['index'] for p in preds2] == list(range(14))
     assert preds2 == preds1
+
+
+def test_rank_without_scenes_does_not_hang_or_change_results(
+    trained: tuple[Path, dict[str, str]],
+) -> None:
+    """3 ranks, 2 scenes (3 + 5 frames): the middle rank gets nothing; metrics equal 1 process."""
+    root, env = trained
+    ckpt = str(root / 'work' / 'iter_6.pth')
+    option = ['--cfg-options', 'test_dataloader.dataset.scene_lengths=[3,5]']
+    results = {}
+    for nproc in (1, 3):
+        tag = f'idle{nproc}'
+        args = [
+            'toy/toy_small',
+            ckpt,
+            '--work-dir',
+            str(root / tag),
+            '--metrics-json',
+            str(root / f'{tag}.json'),
+            *option,
+        ]
+        if nproc == 1:
+            _run([sys.executable, '-m', 'interndrive.common.test', *args], env, root)
+        else:
+            _run(_torchrun(3, 'interndrive.common.test', *args), env, root)
+        results[nproc] = json.loads((root / f'{tag}.json').read_text())
+    assert results[3] == results[1]

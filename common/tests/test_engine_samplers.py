@@ -142,3 +142,14 @@ def test_train_sampler_skip_is_one_shot_and_keeps_length() -> None:
 
 def test_toy_inputs_depend_only_on_index() -> None:
     assert torch.equal(toy_input(5), toy_input(5))
+
+
+def test_place_in_dataset_order_with_an_idle_rank() -> None:
+    parts = [['a', 'b'], [], ['c']]
+    assert place_in_dataset_order(parts, [range(0, 2), range(2, 2), range(2, 3)], 3, 'M') == [
+        'a',
+        'b',
+        'c',
+    ]
+    with pytest.raises(ConfigError, match='1 of 3 samples have no result'):
+        place_in_dataset_order([['a', 'b'], []], [range(0, 2), range(2, 2)], 3, 'M')
