@@ -153,3 +153,14 @@ def test_place_in_dataset_order_with_an_idle_rank() -> None:
     ]
     with pytest.raises(ConfigError, match='1 of 3 samples have no result'):
         place_in_dataset_order([['a', 'b'], []], [range(0, 2), range(2, 2)], 3, 'M')
+
+
+def test_sample_rng_depends_only_on_seed_epoch_index() -> None:
+    from interndrive.common.engine.seeding import sample_rng, step_seed
+
+    draw = sample_rng(1, 2, 3).random(4)
+    assert (draw == sample_rng(1, 2, 3).random(4)).all()
+    assert not (draw == sample_rng(1, 3, 3).random(4)).all()
+    assert not (draw == sample_rng(1, 2, 4).random(4)).all()
+    assert step_seed(7, 10, 0) == step_seed(7, 10, 0) != step_seed(7, 10, 1)
+    assert 0 <= step_seed(2**40, 1, 0) < 2**32

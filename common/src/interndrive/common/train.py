@@ -77,7 +77,7 @@ def train_from_args(args: argparse.Namespace) -> int:
         cfg_options['tensorboard'] = True
     if args.deterministic:
         cfg_options['randomness.deterministic'] = True
-    run_train(
+    work_dir = run_train(
         args.config,
         work_dir=args.work_dir,
         resume=args.resume,
@@ -86,6 +86,14 @@ def train_from_args(args: argparse.Namespace) -> int:
         launcher=args.launcher,
         seed=args.seed,
     )
+    from mmengine.dist import is_main_process
+
+    from .engine.resume import find_last_checkpoint
+
+    if is_main_process():
+        print(
+            f'training finished; work dir: {work_dir}; last checkpoint: {find_last_checkpoint(work_dir)}'
+        )
     return 0
 
 
