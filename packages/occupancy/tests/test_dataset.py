@@ -196,3 +196,22 @@ def test_dataloader_batches_with_mmengine_collate(data_root) -> None:
     batch = next(iter(DataLoader(dataset, batch_size=2, collate_fn=pseudo_collate)))
     assert len(batch['inputs']['img']) == 2 and tuple(batch['inputs']['img'][0].shape[:2]) == (4, 6)
     assert len(batch['data_samples']) == 2
+
+
+@pytest.mark.slow  # shares the generated dataset
+def test_base_dataset_config_builds(data_root) -> None:
+    from mmdet3d.registry import DATASETS, METRICS
+    from mmengine.config import Config
+
+    from interndrive.occupancy.task import TASK, register_data_modules
+
+    register_data_modules()
+    cfg = Config.fromfile(TASK.config_dir / '_base_/datasets/occ3d_nuscenes.py')
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset.data_root = str(data_root)
+    train = DATASETS.build(cfg.train_dataloader.dataset)
+    val = DATASETS.build(cfg.val_dataloader.dataset)
+    assert tuple(train[0]['inputs']['img'].shape[:2]) == (4, 6)
+    assert tuple(val[0]['inputs']['img'].shape[:1]) == (6,)
+    assert val[0]['data_samples'].voxel_semantics.shape == (200, 200, 16)
+    assert type(METRICS.build(cfg.val_evaluator)).__name__ == 'OccupancyMetric'
