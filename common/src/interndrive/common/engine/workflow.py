@@ -127,6 +127,8 @@ def run_train(
     )
     if amp:
         _amp.configure_amp(cfg)
+    if resume is None and cfg.get('resume') and not cfg.get('load_from'):
+        resume = AUTO  # `resume = True` in the config: same validated lookup as a bare --resume
     if resume is not None:
         if resume == AUTO:
             found = find_last_checkpoint(cfg.work_dir)
