@@ -1,0 +1,324 @@
+"""OpenLane-V2 subset_A dataset and transforms on mmengine / mmdet3d 1.4 (OpenMMLab glue only).
+
+The arithmetic lives in the pure modules (`image_ops`, `targets`, `bezier`, `formats`); this file
+registers thin wrappers into mmdet3d's DATASETS / TRANSFORMS registries. Names carry an `OLV2`
+prefix so they never collide with the other tasks' multi-view transforms in the shared registry.
+
+Reference train pipeline (with upstream's bugs fixed: see `image_ops`):
+
+    OLV2LoadMultiViewImages → OLV2PhotoMetricDistortion (0–255, before normalisation)
+    → OLV2ResizeFrontView (uniform; upstream_swap=True reproduces the stretch)
+    → OLV2NormalizeMultiViewImage → OLV2PadMultiViewImage(32) → OLV2ParameterizeLane(5)
+    → PackOpenLaneV2Inputs
+
+Results keys: `img_filename` (7 paths, front first) → `img` (list of H×W×3 float32 RGB),
+`cam_intrinsic` (3×3), `lidar2cam` / `lidar2img` (4×4; "lidar" = ego frame here, as upstream),
+`img_shape` / `pad_shape`, `scale_factor` (front view), `can_bus` (18), and the ground truth
+`gt_lc_points` (list of (N, 3)), `gt_lc` ((L, 15) after ParameterizeLane), `gt_te` (T, 4 xyxy),
+`gt_te_labels` (T,), `gt_topology_lclc` (L, L), `gt_topology_lcte` (L, T).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmdet3d.registry import DATASETS, TRANSFORMS
+from mmengine.dataset import BaseDataset
+
+from .bezier import fit_bezier_endpoint_fixed
+from .constants import FRONT_CAMERA, TRAFFIC_ELEMENT_ATTRIBUTES
+from .formats import FormatError, load_collection
+from .image_ops import (
+    IMAGENET_MEAN_RGB,
+    IMAGENET_STD_RGB,
+    lidar2img,
+    normalize,
+    pad_views,
+    photometric_distortion,
+    resize_front_view,
+)
+
+
+def rotation_to_quaternion(rot: np.ndarray) -> np.ndarray:
+    """(w, x, y, z) unit quaternion of a 3×3 rotation matrix."""
+    m = np.asarray(rot, dtype=np.float64)
+    w = np.sqrt(max(0.0, 1 + m[0, 0] + m[1, 1] + m[2, 2])) / 2
+    x = np.copysign(np.sqrt(max(0.0, 1 + m[0, 0] - m[1, 1] - m[2, 2])) / 2, m[2, 1] - m[1, 2])
+    y = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] + m[1, 1] - m[2, 2])) / 2, m[0, 2] - m[2, 0])
+    z = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] - m[1, 1] + m[2, 2])) / 2, m[1, 0] - m[0, 1])
+    q = np.array([w, x, y, z])
+    return q / np.linalg.norm(q)
+
+
+def can_bus_from_pose(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """Upstream's 18-vector: absolute translation, rotation quaternion, yaw (rad at -2, degrees
+    in [0, 360) at -1); no motion terms (OpenLane-V2 has no CAN bus and no temporal history)."""
+    rot = np.asarray(rotation, dtype=np.float64)
+    can_bus = np.zeros(18)
+    can_bus[:3] = translation
+    can_bus[3:7] = rotation_to_quaternion(rot)
+    yaw = float(np.degrees(np.arctan2(rot[1, 0], rot[0, 0])))
+    yaw = yaw + 360.0 if yaw < 0 else yaw
+    can_bus[-2] = np.radians(yaw)
+    can_bus[-1] = yaw
+    return can_bus
+
+
+@DATASETS.register_module()
+class OpenLaneV2Dataset(BaseDataset):
+    """Frames of a collection pickle (`interndrive openlane convert`) → pipeline inputs.
+
+    Args:
+        ann_file: Collection pickle, e.g. `data_dict_subset_A_train.pkl` (relative: under data_root).
+        data_root: Dataset root the info image paths are relative to.
+        pipeline: Transforms.
+        test_mode: Frames without annotations are allowed (test split).
+        **kwargs: Forwarded to mmengine's BaseDataset.
+    """
+
+    METAINFO: ClassVar[dict[str, Any]] = {
+        'classes': ('lane_centerline',),
+        'te_classes': TRAFFIC_ELEMENT_ATTRIBUTES,
+    }
+
+    def __init__(
+        self,
+        ann_file: str,
+        data_root: str,
+        pipeline: list | None = None,
+        test_mode: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            ann_file=ann_file,
+            data_root=data_root,
+            pipeline=pipeline or [],
+            test_mode=test_mode,
+            **kwargs,
+        )
+
+    def load_data_list(self) -> list[dict[str, Any]]:
+        collection = load_collection(self.ann_file, require_annotation=not self.test_mode)
+        return [self.parse_frame(token, frame) for token, frame in collection.items()]
+
+    def parse_frame(self, token: tuple[str, str, str], frame: dict[str, Any]) -> dict[str, Any]:
+        cameras = list(frame['sensor'])
+        if cameras[0] != FRONT_CAMERA:
+            raise FormatError(
+                f'{self.ann_file}: frame {token} lists {cameras[0]} first, expected {FRONT_CAMERA}'
+            )
+        root = Path(self.data_root)
+        intrinsics, to_cam, to_img, paths = [], [], [], []
+        for camera in cameras:
+            calib = frame['sensor'][camera]
+            k = np.asarray(calib['intrinsic']['K'], dtype=np.float64)
+            rot = np.asarray(calib['extrinsic']['rotation'], dtype=np.float64)
+            trans = np.asarray(calib['extrinsic']['translation'], dtype=np.float64)
+            ego2cam = np.eye(4)
+            ego2cam[:3, :3] = rot.T
+            ego2cam[:3, 3] = -rot.T @ trans
+            intrinsics.append(k)
+            to_cam.append(ego2cam)
+            to_img.append(lidar2img(k, rot, trans))
+            paths.append(str(root / calib['image_path']))
+        info: dict[str, Any] = {
+            'token': token,
+            'scene_token': token[1],
+            'timestamp': token[2],
+            'cam_names': cameras,
+            'img_filename': paths,
+            'cam_intrinsic': intrinsics,
+            'lidar2cam': to_cam,
+            'lidar2img': to_img,
+            'can_bus': can_bus_from_pose(frame['pose']['rotation'], frame['pose']['translation']),
+        }
+        ann = frame.get('annotation')
+        if ann is not None:
+            n_l, n_t = len(ann['lane_centerline']), len(ann['traffic_element'])
+            info.update(
+                gt_lc_points=[np.asarray(x['points'], dtype=np.float32) for x in ann['lane_centerline']],
+                gt_lc_labels=np.zeros(n_l, dtype=np.int64),
+                gt_te=np.asarray([np.asarray(t['points']).reshape(4) for t in ann['traffic_element']], dtype=np.float32).reshape(n_t, 4),
+                gt_te_labels=np.asarray([t['attribute'] for t in ann['traffic_element']], dtype=np.int64),
+                gt_topology_lclc=np.asarray(ann['topology_lclc'], dtype=np.float32).reshape(n_l, n_l),
+                gt_topology_lcte=np.asarray(ann['topology_lcte'], dtype=np.float32).reshape(n_l, n_t),
+            )  # fmt: skip
+        return info
+
+    def get_scene_ids(self) -> list[str]:
+        return [self.get_data_info(i)['scene_token'] for i in range(len(self))]
+
+
+@TRANSFORMS.register_module()
+class OLV2LoadMultiViewImages(BaseTransform):
+    """Reads the 7 images (RGB float32; the front view stays portrait until ResizeFrontView)."""
+
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
+        images = []
+        for path in results['img_filename']:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise FormatError(f'camera image {path} is missing or not an image')
+            images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32))
+        results['img'] = images
+        results['ori_shape'] = [i.shape[:2] for i in images]
+        results['img_shape'] = list(results['ori_shape'])
+        results['scale_factor'] = (1.0, 1.0)
+        return results
+
+
+@TRANSFORMS.register_module()
+class OLV2PhotoMetricDistortion(BaseTransform):
+    """Photometric distortion of every view on 0–255 values (put it before normalisation)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
+        results['img'] = [photometric_distortion(i, self.rng) for i in results['img']]
+        return results
+
+
+@TRANSFORMS.register_module()
+class OLV2ResizeFrontView(BaseTransform):
+    """Resizes the portrait front view to the other views' height (uniform scale), updating its
+    intrinsic, `lidar2img`, the TE boxes and `scale_factor`.
+
+    Args:
+        upstream_swap: Reproduce upstream's accidental (w, h) swap (non-uniform stretch to
+            landscape); only for running weights trained that way.
+    """
+
+    def __init__(self, upstream_swap: bool = False) -> None:
+        self.upstream_swap = upstream_swap
+
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
+        images = results['img']
+        target_h = max(i.shape[0] for i in images[1:]) if len(images) > 1 else images[0].shape[0]
+        img, k, boxes, scale = resize_front_view(
+            images[0],
+            results['cam_intrinsic'][0],
+            results.get('gt_te'),
+            target_h,
+            self.upstream_swap,
+        )
+        images[0] = img
+        results['cam_intrinsic'][0] = k
+        k4 = np.eye(4)
+        k4[:3, :3] = k
+        results['lidar2img'][0] = k4 @ results['lidar2cam'][0]
+        if boxes is not None:
+            results['gt_te'] = boxes
+        results['scale_factor'] = scale
+        results['img_shape'] = [i.shape[:2] for i in images]
+        return results
+
+
+@TRANSFORMS.register_module()
+class OLV2NormalizeMultiViewImage(BaseTransform):
+    """(img - mean) / std per channel on RGB images (ImageNet statistics by default)."""
+
+    def __init__(
+        self,
+        mean: Sequence[float] = tuple(IMAGENET_MEAN_RGB),
+        std: Sequence[float] = tuple(IMAGENET_STD_RGB),
+    ) -> None:
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
+        results['img'] = [normalize(i, self.mean, self.std) for i in results['img']]
+        results['img_norm_cfg'] = {
+            'mean': self.mean.tolist(),
+            'std': self.std.tolist(),
+            'to_rgb': False,
+        }
+        return results
+
+
+@TRANSFORMS.register_module()
+class OLV2PadMultiViewImage(BaseTransform):
+    """Pads every view (bottom/right) to the common max size rounded up to `size_divisor`."""
+
+    def __init__(self, size_divisor: int = 32) -> None:
+        self.size_divisor = size_divisor
+
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
+        stacked, (h, w) = pad_views(results['img'], self.size_divisor)
+        results['img'] = list(stacked)
+        results['pad_shape'] = [(h, w)] * len(stacked)
+        return results
+
+
+@TRANSFORMS.register_module()
+class OLV2ParameterizeLane(BaseTransform):
+    """GT lanes → end-point-fixed Bézier control points `gt_lc` (L, 3·n_control)."""
+
+    def __init__(self, n_control: int = 5) -> None:
+        self.n_control = n_control
+
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
+        lanes = results.get('gt_lc_points', [])
+        ctrl = [fit_bezier_endpoint_fixed(p, self.n_control).reshape(-1) for p in lanes]
+        results['gt_lc'] = np.asarray(ctrl, dtype=np.float32).reshape(
+            len(lanes), 3 * self.n_control
+        )
+        return results
+
+
+@TRANSFORMS.register_module()
+class PackOpenLaneV2Inputs(BaseTransform):
+    """`{'inputs': {'img': (7, 3, H, W) tensor}, 'data_samples': Det3DDataSample}` with `meta_keys`
+    as metainfo and the ground truth (when present) as tensor fields."""
+
+    META_KEYS = (
+        'token', 'scene_token', 'timestamp', 'cam_names', 'img_filename', 'ori_shape', 'img_shape',
+        'pad_shape', 'scale_factor', 'lidar2img', 'lidar2cam', 'cam_intrinsic', 'can_bus', 'img_norm_cfg',
+    )  # fmt: skip
+    GT_KEYS = (
+        'gt_lc',
+        'gt_lc_labels',
+        'gt_te',
+        'gt_te_labels',
+        'gt_topology_lclc',
+        'gt_topology_lcte',
+    )
+
+    def __init__(self, meta_keys: Sequence[str] = META_KEYS) -> None:
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
+        import torch
+        from mmdet3d.structures import Det3DDataSample
+
+        images = np.stack([i.transpose(2, 0, 1) for i in results['img']])
+        sample = Det3DDataSample()
+        sample.set_metainfo({k: results[k] for k in self.meta_keys if k in results})
+        for key in self.GT_KEYS:
+            if key in results:
+                sample.set_field(torch.from_numpy(np.ascontiguousarray(results[key])), key)
+        return {
+            'inputs': {'img': torch.from_numpy(np.ascontiguousarray(images))},
+            'data_samples': sample,
+        }
+
+
+def default_pipeline(train: bool = True, upstream_swap: bool = False) -> list[dict[str, Any]]:
+    """The reference pipeline as config dicts (photometric distortion only when training)."""
+    steps: list[dict[str, Any]] = [{'type': 'OLV2LoadMultiViewImages'}]
+    if train:
+        steps.append({'type': 'OLV2PhotoMetricDistortion'})
+    steps += [
+        {'type': 'OLV2ResizeFrontView', 'upstream_swap': upstream_swap},
+        {'type': 'OLV2NormalizeMultiViewImage'},
+        {'type': 'OLV2PadMultiViewImage', 'size_divisor': 32},
+    ]
+    if train:
+        steps.append({'type': 'OLV2ParameterizeLane', 'n_control': 5})
+    steps.append({'type': 'PackOpenLaneV2Inputs'})
+    return steps

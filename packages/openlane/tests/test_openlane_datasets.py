@@ -1,0 +1,90 @@
+"""OpenLane-V2 dataset and transforms on mmdet3d 1.4 (skipped when the OpenMMLab stack is absent)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip('mmdet3d.datasets', reason='mmdet3d 1.4 (with mmcv ops) is not installed')
+
+from interndrive.openlane.convert import convert
+from interndrive.openlane.datasets import (
+    OpenLaneV2Dataset,
+    can_bus_from_pose,
+    default_pipeline,
+    rotation_to_quaternion,
+)
+from interndrive.openlane.synthetic import write_dataset
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet3d')  # what configs set with default_scope = 'mmdet3d'
+    root = tmp_path_factory.mktemp('olv2')
+    split_file = write_dataset(
+        root, splits={'train': 1, 'test': 1}, frames_per_segment=1, image_scale=0.0625
+    )
+    convert(root, split_file, backend='builtin')
+    return root
+
+
+def _project(m: np.ndarray, p: np.ndarray) -> np.ndarray:
+    uvw = m @ np.append(p, 1.0)
+    return uvw[:2] / uvw[2]
+
+
+@pytest.mark.parametrize('upstream_swap', [False, True])
+def test_train_sample(data, upstream_swap):
+    ds = OpenLaneV2Dataset(
+        'data_dict_subset_A_train.pkl', str(data), pipeline=default_pipeline(True, upstream_swap)
+    )
+    raw = ds.get_data_info(0)
+    front_k = raw['cam_intrinsic'][0].copy()
+    out = ds[0]
+    img = out['inputs']['img']
+    sample = out['data_samples']
+    assert img.shape[0] == 7 and img.shape[2] % 32 == 0 and img.shape[3] % 32 == 0
+    h, w = sample.metainfo['img_shape'][0]
+    side_h, side_w = sample.metainfo['img_shape'][1]
+    assert side_w > side_h  # landscape side views
+    sx, sy = sample.metainfo['scale_factor']
+    if upstream_swap:
+        assert (h, w) == (side_h, side_w) and sx / sy == pytest.approx((2048 / 1550) ** 2, rel=0.02)
+    else:
+        assert (
+            h == side_h and sx == pytest.approx(sy, rel=0.02) and w < h
+        )  # uniform: still portrait
+    # The front lidar2img follows the resize: a point projects to the scaled pixel.
+    point = np.array([20.0, 1.0, 0.0])
+    k4 = np.eye(4)
+    k4[:3, :3] = front_k
+    before = _project(k4 @ raw['lidar2cam'][0], point)
+    after = _project(np.asarray(sample.metainfo['lidar2img'][0]), point)
+    np.testing.assert_allclose(after, before * [sx, sy], rtol=1e-6)
+    assert sample.gt_lc.shape[1] == 15 and sample.gt_lc.shape[0] == sample.gt_topology_lclc.shape[0]
+    assert sample.gt_te.shape[0] == sample.gt_te_labels.shape[0] == sample.gt_topology_lcte.shape[1]
+    assert sample.metainfo['can_bus'].shape == (18,)
+
+
+def test_test_split_without_annotations(data):
+    ds = OpenLaneV2Dataset(
+        'data_dict_subset_A_test.pkl', str(data), pipeline=default_pipeline(False), test_mode=True
+    )
+    out = ds[0]
+    assert 'gt_lc' not in out['data_samples'] and out['inputs']['img'].shape[0] == 7
+
+
+def test_pose_helpers():
+    yaw = np.radians(135)
+    rot = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+    q = rotation_to_quaternion(rot)
+    np.testing.assert_allclose(q, [np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)], atol=1e-12)
+    can = can_bus_from_pose(rot, [1.0, 2.0, 3.0])
+    assert (
+        can[-1] == pytest.approx(135)
+        and can[-2] == pytest.approx(yaw)
+        and can[:3].tolist() == [1, 2, 3]
+    )
+    assert can_bus_from_pose(rot.T, [0, 0, 0])[-1] == pytest.approx(225)  # wrapped to [0, 360)
