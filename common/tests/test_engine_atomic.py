@@ -124,3 +124,10 @@ def test_crash_hook_stops_training(tmp_path: Path) -> None:
                 'custom_hooks': [dict(type='ToyCrashHook', at_iter=1)],
             },
         )
+
+
+def test_atomic_files_get_umask_permissions_not_mkstemp_0600(tmp_path: Path) -> None:
+    plain = tmp_path / 'plain'
+    plain.write_bytes(b'x')
+    atomic_write_bytes(tmp_path / 'atomic', b'x')
+    assert (tmp_path / 'atomic').stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

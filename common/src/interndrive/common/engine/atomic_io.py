@@ -27,6 +27,17 @@ from mmengine.registry import HOOKS
 ATOMIC_BACKEND_NAME = 'interndrive_atomic_local'
 
 
+def _umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any threads write.
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+# mkstemp creates 0600 files; a checkpoint should get the permissions open() would give it.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Writes `data` to `path` atomically (temp file in the same folder, fsync, `os.replace`)."""
     dest = Path(path)
@@ -34,6 +45,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix='.tmp', dir=dest.parent)
     try:
         with os.fdopen(fd, 'wb') as f:
+            os.fchmod(f.fileno(), _FILE_MODE)
             f.write(data)
             f.flush()
             # Without fsync a power loss after the rename can leave an empty file on some file
@@ -86,8 +98,9 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         pointer = Path(runner.work_dir) / 'last_checkpoint'
-        # The parent writes the pointer with a plain open('w'); a kill in between would leave it
-        # empty. Keep its content and rewrite it atomically right after.
+        # The parent writes the pointer with a plain open('w'), so a kill in that instant can leave
+        # it empty; `resume.find_last_checkpoint` then falls back to the newest checkpoint file.
+        # Rewriting it atomically here makes the pointer durable (fsync'ed) once we return.
         super()._save_checkpoint_with_step(runner, step, meta)
         if is_main_process() and self.last_ckpt is not None:
             atomic_write_text(pointer, str(self.last_ckpt))
