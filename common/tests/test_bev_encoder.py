@@ -17,7 +17,7 @@ pytest.importorskip('mmcv.ops', reason='the BEV layers need mmcv 2.1 built with 
 from mmengine.registry import MODELS
 
 import interndrive.common.bev  # noqa: F401  (registers the modules)
-from interndrive.common.bev import BEVFormerConstructer, TemporalSelfAttention
+from interndrive.common.bev import BEVFormerConstructer, BEVHistory, TemporalSelfAttention
 
 C = 16
 
@@ -286,15 +286,23 @@ def aligned_previous_bev(
     def grab(_module, _args, kwargs):
         captured.update(value=kwargs['value'], refs=kwargs['reference_points'])
 
+    def absolute_can_bus(pose) -> np.ndarray:  # what the dataset stores: global pose
+        bus = np.zeros(18)
+        bus[0:2] = pose[:2]
+        bus[-2] = pose[2]
+        bus[-1] = math.degrees(pose[2]) % 360.0
+        return bus
+
+    # The test-time history turns the absolute poses into the deltas TSA needs.
+    meta = metas(batch=1)[0] | dict(scene_token='video')
+    video = BEVHistory()
+    video.prepare([meta | dict(can_bus=absolute_can_bus(prev_pose))])
+    video.update(prev_bev.float())
+    cur_metas, history_bev = video.prepare([meta | dict(can_bus=absolute_can_bus(cur_pose))])
+    assert history_bev is not None
     handle = model.encoder.layers[0].attentions[0].register_forward_pre_hook(grab, with_kwargs=True)
-    delta = (cur_pose[0] - prev_pose[0], cur_pose[1] - prev_pose[1])
-    can_bus = np.zeros(18)
-    can_bus[0:2] = delta
-    can_bus[-2] = cur_pose[2]
-    can_bus[-1] = math.degrees(cur_pose[2] - prev_pose[2])
-    meta = metas(batch=1)[0] | dict(can_bus=can_bus)
     try:
-        model(features(batch=1), [meta], prev_bev=prev_bev.float())
+        model(features(batch=1), cur_metas, prev_bev=history_bev)
     finally:
         handle.remove()
     history = captured['value'][:, 0].double()
@@ -312,15 +320,20 @@ def aligned_previous_bev(
 
 @pytest.mark.parametrize('bev_axes', ['forward_left', 'right_forward'])
 @pytest.mark.parametrize(
-    ('turn_deg', 'move_ego', 'interpolation'),
+    ('prev_yaw', 'turn_deg', 'move_ego', 'interpolation'),
     [
-        (90.0, (2.0, -1.0), 'nearest'),  # exact for nearest: quarter turn, whole cells
-        (30.0, (1.3, 0.4), 'bilinear'),  # bilinear interpolation of a linear field is exact
-        (-17.0, (-0.6, 2.2), 'bilinear'),
+        (0.4, 90.0, (2.0, -1.0), 'nearest'),  # exact for nearest: quarter turn, whole cells
+        (
+            6.1,
+            30.0,
+            (1.3, 0.4),
+            'bilinear',
+        ),  # yaw wraps 349.5° -> 19.5°; bilinear of a linear field is exact
+        (0.4, -17.0, (-0.6, 2.2), 'bilinear'),
     ],
 )
 def test_previous_bev_is_aligned_with_the_current_frame(
-    bev_axes, turn_deg, move_ego, interpolation
+    bev_axes, prev_yaw, turn_deg, move_ego, interpolation
 ) -> None:
     """A world-coordinate map from the previous frame, rotated + shifted, must read the current
     cells' own world coordinates wherever the previous frame saw them."""
@@ -331,7 +344,7 @@ def test_previous_bev_is_aligned_with_the_current_frame(
         bev_axes=bev_axes,
         rotate_interpolation=interpolation,
     )
-    prev_pose = (105.0, -47.0, 0.4)
+    prev_pose = (105.0, -47.0, prev_yaw)
     yaw = prev_pose[2] + math.radians(turn_deg)
     # The ego moves by `move_ego` metres, expressed in its current frame (x forward, y left).
     dx = math.cos(yaw) * move_ego[0] - math.sin(yaw) * move_ego[1]

@@ -21,6 +21,7 @@ from .geometry import (
 from .img_metas import can_bus_from_metas, image_size_from_metas, lidar2img_from_metas
 from .positional_encoding import BEVLearnedPositionalEncoding
 from .spatial_cross_attention import SpatialCrossAttention, rebatch_indices
+from .temporal import BEVHistory, relative_can_bus
 from .temporal_self_attention import TemporalSelfAttention
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     'BEVFormerConstructer',
     'BEVFormerEncoder',
     'BEVFormerLayer',
+    'BEVHistory',
     'BEVLearnedPositionalEncoding',
     'MSDeformableAttention3D',
     'SpatialCrossAttention',
@@ -42,5 +44,6 @@ __all__ = [
     'multi_scale_deformable_attention',
     'project_to_cameras',
     'rebatch_indices',
+    'relative_can_bus',
     'rotate_bev',
 ]
