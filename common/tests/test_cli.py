@@ -307,3 +307,17 @@ def test_broken_namespace_task_is_reported_not_fatal(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "['toy'] {'wreck': 'RuntimeError: half-installed'}" in done.stdout
+
+
+def test_failing_task_parser_hook_only_costs_its_commands(fake_tasks, monkeypatch, capsys) -> None:
+    def explode(subparsers) -> None:
+        raise RuntimeError('bad plug-in')
+
+    tasks = dict(fake_tasks)
+    tasks['toy'] = Task('toy', 'toy', fake_tasks['toy'].config_dir, add_commands=explode)
+    monkeypatch.setattr(
+        task_registry, 'discover_tasks_with_errors', lambda strict=False: (tasks, {})
+    )
+    assert cli.main(['info', '--json']) == 0
+    err = capsys.readouterr().err
+    assert 'warning: toy commands failed to load: RuntimeError: bad plug-in' in err

@@ -278,6 +278,16 @@ def cmd_convert_checkpoint(argv: Sequence[str]) -> int:
 # ------------------------------------------------------------------------------------- parser
 
 
+def _guarded(add: Callable[[Any], None], target: Any, what: str) -> None:
+    """Runs a task's parser hook; a failing plug-in costs its own commands, not the whole CLI."""
+    try:
+        add(target)
+    except Exception as e:
+        print(
+            f'interndrive: warning: {what} failed to load: {type(e).__name__}: {e}', file=sys.stderr
+        )
+
+
 def build_parser(
     tasks: Mapping[str, Task] | None = None, errors: Mapping[str, str] | None = None
 ) -> argparse.ArgumentParser:
@@ -323,7 +333,7 @@ def build_parser(
     for name, task in sorted(tasks.items()):
         sub = vis_tasks.add_parser(name, help=task.description)
         if task.add_visualize_arguments is not None:
-            task.add_visualize_arguments(sub)
+            _guarded(task.add_visualize_arguments, sub, f'{name} visualize arguments')
         sub.set_defaults(func=cmd_visualize)
 
     demo = commands.add_parser('demo', help="run a task's end-to-end demo on generated data")
@@ -347,8 +357,10 @@ def build_parser(
         if task.add_commands is None or name in commands.choices:
             continue
         task_parser = commands.add_parser(name, help=f'{task.description} (task commands)')
-        task.add_commands(
-            task_parser.add_subparsers(dest='task_command', metavar='SUBCOMMAND', required=True)
+        _guarded(
+            task.add_commands,
+            task_parser.add_subparsers(dest='task_command', metavar='SUBCOMMAND', required=True),
+            f'{name} commands',
         )
     return parser
 
