@@ -51,7 +51,7 @@ def test_unknown_version_is_rejected():
         devkit_compat.load_devkit_evaluate('3.0')
 
 
-def _case(seed: int, frames: int = 6, ties: bool = False):
+def _case(seed: int, frames: int = 6, ties: bool = False, variant: str = ''):
     collection = make_collection(frames, seed=seed, num_roads=4, segments_per_road=3, num_tes=3)
     rng = np.random.default_rng(seed + 7)
     preds = {}
@@ -66,15 +66,38 @@ def _case(seed: int, frames: int = 6, ties: bool = False):
             pred['topology_lcte'] = ann['topology_lcte'][:-1].astype(np.float32)
         else:
             pred = make_predictions(rng, ann, num_points=int(rng.integers(5, 12)))
+        if variant == 'float64':  # float64 points, boxes, scores and topology
+            for x in pred['lane_centerline'] + pred['traffic_element']:
+                x['points'] = x['points'].astype(np.float64) + 1e-9
+            pred['topology_lclc'] = pred['topology_lclc'].astype(np.float64) + 1e-12
+            pred['topology_lcte'] = pred['topology_lcte'].astype(np.float64)
         preds[token] = pred
+    if variant == 'empty':  # one frame without any prediction, one without GT traffic elements
+        first, second = list(collection)[:2]
+        preds[first] = {
+            'lane_centerline': [],
+            'traffic_element': [],
+            'topology_lclc': np.zeros((0, 0), np.float32),
+            'topology_lcte': np.zeros((0, 0), np.float32),
+        }
+        ann = collection[second]['annotation']
+        ann['traffic_element'] = []
+        ann['topology_lcte'] = np.zeros((len(ann['lane_centerline']), 0), np.int8)
+        preds[second]['traffic_element'] = []
+        preds[second]['topology_lcte'] = np.zeros(
+            (len(preds[second]['lane_centerline']), 0), np.float32
+        )
     return collection, preds
 
 
 @pytest.mark.parametrize('version', ['1.1', '1.0'])
-@pytest.mark.parametrize(('seed', 'ties'), [(0, False), (1, False), (2, True)])
-def test_identical_to_official_evaluate(devkit_evaluate, version, seed, ties):
+@pytest.mark.parametrize(
+    ('seed', 'ties', 'variant'),
+    [(0, False, ''), (1, False, 'empty'), (2, True, ''), (3, False, 'float64')],
+)
+def test_identical_to_official_evaluate(devkit_evaluate, version, seed, ties, variant):
     official = devkit_evaluate(version)
-    collection, preds = _case(seed, ties=ties)
+    collection, preds = _case(seed, ties=ties, variant=variant)
     ours = evaluate_frames({t: f['annotation'] for t, f in collection.items()}, preds, version)
     # The devkit writes into its inputs: give it copies.
     theirs = devkit_metrics_to_flat(
