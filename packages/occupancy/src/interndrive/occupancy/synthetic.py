@@ -389,6 +389,186 @@ class SyntheticDataset:
         return self.root
 
 
+TABLE_NAMES = (
+    'category', 'attribute', 'visibility', 'instance', 'sensor', 'calibrated_sensor', 'ego_pose',
+    'log', 'scene', 'sample', 'sample_data', 'sample_annotation', 'map',
+)  # fmt: skip
+CHANNELS = ('LIDAR_TOP', *CAMERA_NAMES)
+BASE_TIME_US = 1_532_402_927_000_000
+KEY_FRAME_INTERVAL_US = 500_000  # nuScenes key frames: 2 Hz
+
+
+def _static_tables(
+    tables: dict[str, list[dict[str, Any]]], version: str, cameras: dict
+) -> dict[str, str]:
+    """Fills category / attribute / visibility / sensor / calibrated_sensor; returns channel → calib token."""
+    for category in CATEGORIES:
+        tables['category'].append(
+            {'token': _token('category', category), 'name': category, 'description': ''}
+        )
+    tables['attribute'].append(
+        {'token': _token('attribute', 'parked'), 'name': 'vehicle.parked', 'description': ''}
+    )
+    tables['visibility'].append(
+        {'token': '4', 'level': 'v80-100', 'description': 'visibility of whole object'}
+    )
+    calib_tokens = {}
+    for channel in CHANNELS:
+        modality = 'lidar' if channel == 'LIDAR_TOP' else 'camera'
+        tables['sensor'].append(
+            {'token': _token('sensor', channel), 'channel': channel, 'modality': modality}
+        )
+        if channel == 'LIDAR_TOP':
+            pose = {
+                'translation': list(LIDAR_TRANSLATION),
+                'rotation': _yaw_quaternion(LIDAR_YAW),
+                'camera_intrinsic': [],
+            }
+        else:
+            cam = cameras[channel]
+            pose = {
+                'translation': cam['translation'].tolist(),
+                'rotation': _matrix_to_quaternion(cam['rotation']),
+                'camera_intrinsic': cam['intrinsic'].tolist(),
+            }
+        calib_tokens[channel] = _token('calibrated_sensor', channel, version)
+        tables['calibrated_sensor'].append(
+            {'token': calib_tokens[channel], 'sensor_token': _token('sensor', channel), **pose}
+        )
+    return calib_tokens
+
+
+@dataclass
+class _SceneContext:
+    """What the per-frame writers of one scene share."""
+
+    root: Path
+    tables: dict[str, list[dict[str, Any]]]
+    name: str
+    log_token: str
+    t0: int
+    offset: float
+    boxes: list[WorldBox]
+    cameras: dict[str, dict[str, Any]]
+    calib_tokens: dict[str, str]
+    image_size: tuple[int, int]
+    last_sample_data: dict[str, dict[str, Any]]  # channel -> previous record, for prev/next links
+
+
+def _write_sensor_data(
+    ctx: _SceneContext, sample_token: str, labels: OccupancyLabels, lidar_ego: np.ndarray
+) -> None:
+    """One key frame's sample_data + ego_pose records and files (lidar .pcd.bin, six JPEGs)."""
+    timestamp = ctx.tables['sample'][-1]['timestamp']
+    for index, channel in enumerate(CHANNELS):
+        token = _token('sample_data', sample_token, channel)
+        sd_time = timestamp + 2_000 * index  # cameras fire a few ms after the lidar, as in nuScenes
+        x, y, yaw = _ego_pose((sd_time - ctx.t0) * 1e-6, ctx.offset)
+        ego_token = _token('ego_pose', token)
+        ctx.tables['ego_pose'].append(
+            {
+                'token': ego_token,
+                'timestamp': sd_time,
+                'rotation': _yaw_quaternion(yaw),
+                'translation': [x, y, 0.0],
+            }
+        )
+        stem = f'{ctx.log_token[:8]}__{channel}__{sd_time}'
+        if channel == 'LIDAR_TOP':
+            filename, width, height = f'samples/{channel}/{stem}.pcd.bin', 0, 0
+            points = lidar_ego.copy()  # ego frame -> lidar frame
+            points[:, :3] = (points[:, :3] - np.asarray(LIDAR_TRANSLATION)) @ _rot_z(LIDAR_YAW)
+            atomic_write_bytes(ctx.root / filename, points.astype(np.float32).tobytes())
+        else:
+            filename, (width, height) = f'samples/{channel}/{stem}.jpg', ctx.image_size
+            image = render_camera(labels.semantics, ctx.cameras[channel], ctx.image_size)
+            atomic_write_bytes(ctx.root / filename, _jpeg_bytes(image))
+        previous = ctx.last_sample_data.get(channel)
+        record = {
+            'token': token, 'sample_token': sample_token, 'ego_pose_token': ego_token,
+            'calibrated_sensor_token': ctx.calib_tokens[channel], 'timestamp': sd_time,
+            'fileformat': 'pcd' if channel == 'LIDAR_TOP' else 'jpg', 'is_key_frame': True,
+            'height': height, 'width': width, 'filename': filename,
+            'prev': previous['token'] if previous else '', 'next': '',
+        }  # fmt: skip
+        if previous:
+            previous['next'] = token
+        ctx.last_sample_data[channel] = record
+        ctx.tables['sample_data'].append(record)
+
+
+def _annotate(
+    ctx: _SceneContext, sample_token: str, t: float, pose: tuple[float, float, float]
+) -> dict[int, str]:
+    """sample_annotation records of the boxes within 50 m; returns box index → annotation token."""
+    tokens = {}
+    for index, box in enumerate(ctx.boxes):
+        cx, cy = box.at(t)
+        if math.hypot(cx - pose[0], cy - pose[1]) > 50.0:
+            continue
+        tokens[index] = _token('sample_annotation', sample_token, index)
+        ctx.tables['sample_annotation'].append(
+            {'token': tokens[index], 'sample_token': sample_token, 'instance_token': _token('instance', ctx.name, index),
+             'visibility_token': '4', 'attribute_tokens': [], 'translation': [cx, cy, box.size_wlh[2] / 2],
+             'size': list(box.size_wlh), 'rotation': _yaw_quaternion(box.yaw), 'prev': '', 'next': '',
+             'num_lidar_pts': 10, 'num_radar_pts': 0}
+        )  # fmt: skip
+    return tokens
+
+
+def _link_instances(ctx: _SceneContext, per_box: dict[int, list[str]]) -> None:
+    """prev/next links between an object's annotations and its `instance` record."""
+    by_token = {record['token']: record for record in ctx.tables['sample_annotation']}
+    for index, tokens in per_box.items():
+        for a, b in itertools.pairwise(tokens):
+            by_token[a]['next'], by_token[b]['prev'] = b, a
+        ctx.tables['instance'].append(
+            {'token': _token('instance', ctx.name, index), 'category_token': _token('category', ctx.boxes[index].category),
+             'nbr_annotations': len(tokens), 'first_annotation_token': tokens[0], 'last_annotation_token': tokens[-1]}
+        )  # fmt: skip
+
+
+def _write_scene(ctx: _SceneContext, samples_per_scene: int, annotate: bool) -> dict[str, Any]:
+    """Writes one scene (tables, files, CAN bus); returns its Occ3D `scene_infos` entry."""
+    ctx.tables['log'].append(
+        {'token': ctx.log_token, 'logfile': f'synthetic-{ctx.name}', 'vehicle': 'n015',
+         'date_captured': '2018-07-24', 'location': 'singapore-onenorth'}
+    )  # fmt: skip
+    scene_token = _token('scene', ctx.name)
+    samples = [_token('sample', ctx.name, i) for i in range(samples_per_scene)]
+    ctx.tables['scene'].append(
+        {'token': scene_token, 'log_token': ctx.log_token, 'nbr_samples': samples_per_scene,
+         'first_sample_token': samples[0], 'last_sample_token': samples[-1], 'name': ctx.name,
+         'description': 'synthetic street'}
+    )  # fmt: skip
+    scene_infos: dict[str, Any] = {}
+    per_box: dict[int, list[str]] = {}
+    for i, sample_token in enumerate(samples):
+        timestamp = ctx.t0 + i * KEY_FRAME_INTERVAL_US
+        t = (timestamp - ctx.t0) * 1e-6
+        pose = _ego_pose(t, ctx.offset)
+        links = {
+            'prev': samples[i - 1] if i else '',
+            'next': samples[i + 1] if i + 1 < len(samples) else '',
+        }
+        ctx.tables['sample'].append(
+            {'token': sample_token, 'timestamp': timestamp, 'scene_token': scene_token, **links}
+        )
+        labels, lidar_ego = frame_labels(pose, ctx.boxes, t)
+        gt_path = gt_relative_path(ctx.name, sample_token)
+        save_labels(ctx.root / gt_path, labels)
+        scene_infos[sample_token] = {'timestamp': timestamp, 'gt_path': gt_path, **links}
+        _write_sensor_data(ctx, sample_token, labels, lidar_ego)
+        if annotate:
+            for index, token in _annotate(ctx, sample_token, t, pose).items():
+                per_box.setdefault(index, []).append(token)
+    _link_instances(ctx, per_box)
+    end = ctx.t0 + samples_per_scene * KEY_FRAME_INTERVAL_US + 100_000
+    messages = _can_pose_messages(ctx.t0 - 100_000, end, ctx.offset, ctx.t0)
+    atomic_json(ctx.root / 'can_bus' / f'{ctx.name}_pose.json', messages)
+    return scene_infos
+
+
 def generate_synthetic_dataset(
     root: str | os.PathLike[str],
     version: str = 'v1.0-mini',
@@ -411,198 +591,35 @@ def generate_synthetic_dataset(
     Returns:
         Summary with the scene names and sample tokens in time order.
     """
+    from nuscenes.utils import splits
+
     if version not in VERSIONS:
         raise OccupancyDataError(f'version {version!r}: expected one of {VERSIONS}')
     if num_scenes < 1 or samples_per_scene < 1:
         raise OccupancyDataError('num_scenes and samples_per_scene must be at least 1')
     root = Path(root)
     rng = np.random.default_rng(seed)
-    test = version == 'v1.0-test'
-    tables: dict[str, list[dict[str, Any]]] = {
-        name: []
-        for name in (
-            'category', 'attribute', 'visibility', 'instance', 'sensor', 'calibrated_sensor',
-            'ego_pose', 'log', 'scene', 'sample', 'sample_data', 'sample_annotation', 'map',
-        )
-    }  # fmt: skip
-    for category in CATEGORIES:
-        tables['category'].append(
-            {'token': _token('category', category), 'name': category, 'description': ''}
-        )
-    tables['attribute'].append(
-        {'token': _token('attribute', 'none'), 'name': 'vehicle.parked', 'description': ''}
-    )
-    tables['visibility'].append(
-        {'token': '4', 'level': 'v80-100', 'description': 'visibility of whole object'}
-    )
-    channels = ['LIDAR_TOP', *CAMERA_NAMES]
-    for channel in channels:
-        modality = 'lidar' if channel == 'LIDAR_TOP' else 'camera'
-        tables['sensor'].append(
-            {'token': _token('sensor', channel), 'channel': channel, 'modality': modality}
-        )
+    tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLE_NAMES}
     cameras = camera_setup(image_size)
-    calib_tokens = {}
-    for channel in channels:
-        token = _token('calibrated_sensor', channel, version)
-        calib_tokens[channel] = token
-        if channel == 'LIDAR_TOP':
-            record = {
-                'translation': list(LIDAR_TRANSLATION),
-                'rotation': _yaw_quaternion(LIDAR_YAW),
-                'camera_intrinsic': [],
-            }
-        else:
-            cam = cameras[channel]
-            record = {
-                'translation': cam['translation'].tolist(),
-                'rotation': _matrix_to_quaternion(cam['rotation']),
-                'camera_intrinsic': cam['intrinsic'].tolist(),
-            }
-        tables['calibrated_sensor'].append(
-            {'token': token, 'sensor_token': _token('sensor', channel), **record}
-        )
-
-    scene_names = _scene_names(version, num_scenes)
-    map_token = _token('map', version)
-    annotations: dict[str, Any] = {'train_split': [], 'val_split': [], 'scene_infos': {}}
-    from nuscenes.utils import splits
-
+    calib_tokens = _static_tables(tables, version, cameras)
     split_of = {
-        **{n: 'train' for n in splits.train + splits.mini_train},
-        **{n: 'val' for n in splits.val + splits.mini_val},
+        **dict.fromkeys(splits.train + splits.mini_train, 'train_split'),
+        **dict.fromkeys(splits.val + splits.mini_val, 'val_split'),
     }
-    sample_tokens: list[str] = []
-    lidar_rotation = _rot_z(LIDAR_YAW)
-    base_time = 1_532_402_927_000_000
-    for scene_index, scene_name in enumerate(scene_names):
-        offset = 1000.0 * scene_index + 100.0
-        boxes = _street_objects(offset, rng)
-        log_token = _token('log', scene_name)
-        tables['log'].append(
-            {
-                'token': log_token,
-                'logfile': f'synthetic-{scene_name}',
-                'vehicle': 'n015',
-                'date_captured': '2018-07-24',
-                'location': 'singapore-onenorth',
-            }
+    annotations: dict[str, Any] = {'train_split': [], 'val_split': [], 'scene_infos': {}}
+    scene_names = _scene_names(version, num_scenes)
+    for index, name in enumerate(scene_names):
+        offset = 1000.0 * index + 100.0  # scenes are far apart on the same street
+        ctx = _SceneContext(
+            root, tables, name, _token('log', name), BASE_TIME_US + index * 60_000_000, offset,
+            _street_objects(offset, rng), cameras, calib_tokens, image_size, {},
+        )  # fmt: skip
+        annotations['scene_infos'][name] = _write_scene(
+            ctx, samples_per_scene, annotate=version != 'v1.0-test'
         )
-        scene_token = _token('scene', scene_name)
-        t0 = base_time + scene_index * 60_000_000
-        samples = [_token('sample', scene_name, i) for i in range(samples_per_scene)]
-        sample_tokens += samples
-        tables['scene'].append(
-            {
-                'token': scene_token,
-                'log_token': log_token,
-                'nbr_samples': samples_per_scene,
-                'first_sample_token': samples[0],
-                'last_sample_token': samples[-1],
-                'name': scene_name,
-                'description': 'synthetic street',
-            }
-        )
-        if not test and scene_name in split_of:
-            annotations[f'{split_of[scene_name]}_split'].append(scene_name)
-        scene_infos: dict[str, Any] = {}
-        annotation_tokens: dict[int, list[str]] = {i: [] for i in range(len(boxes))}
-        previous_sd: dict[str, str] = dict.fromkeys(channels, '')
-        for i, sample_token in enumerate(samples):
-            timestamp = t0 + i * 500_000
-            t = (timestamp - t0) * 1e-6
-            pose = _ego_pose(t, offset)
-            tables['sample'].append(
-                {
-                    'token': sample_token,
-                    'timestamp': timestamp,
-                    'prev': samples[i - 1] if i else '',
-                    'next': samples[i + 1] if i + 1 < len(samples) else '',
-                    'scene_token': scene_token,
-                }
-            )
-            labels, lidar_ego = frame_labels(pose, boxes, t)
-            gt_path = gt_relative_path(scene_name, sample_token)
-            save_labels(root / gt_path, labels)
-            scene_infos[sample_token] = {
-                'timestamp': timestamp,
-                'gt_path': gt_path,
-                'prev': samples[i - 1] if i else '',
-                'next': samples[i + 1] if i + 1 < len(samples) else '',
-            }
-            for channel in channels:
-                sd_token = _token('sample_data', sample_token, channel)
-                # Cameras fire a few ms around the lidar sweep, as in nuScenes.
-                sd_time = timestamp + (
-                    0 if channel == 'LIDAR_TOP' else 2_000 * (1 + channels.index(channel))
-                )
-                sd_pose = _ego_pose((sd_time - t0) * 1e-6, offset)
-                ego_token = _token('ego_pose', sd_token)
-                tables['ego_pose'].append(
-                    {
-                        'token': ego_token,
-                        'timestamp': sd_time,
-                        'rotation': _yaw_quaternion(sd_pose[2]),
-                        'translation': [sd_pose[0], sd_pose[1], 0.0],
-                    }
-                )
-                stem = f'{log_token[:8]}__{channel}__{sd_time}'
-                if channel == 'LIDAR_TOP':
-                    filename = f'samples/{channel}/{stem}.pcd.bin'
-                    points = lidar_ego.copy()
-                    points[:, :3] = (points[:, :3] - np.asarray(LIDAR_TRANSLATION)) @ lidar_rotation
-                    atomic_write_bytes(root / filename, points.astype(np.float32).tobytes())
-                    width = height = 0
-                else:
-                    filename = f'samples/{channel}/{stem}.jpg'
-                    image = render_camera(labels.semantics, cameras[channel], image_size)
-                    atomic_write_bytes(root / filename, _jpeg_bytes(image))
-                    width, height = image_size
-                record = {
-                    'token': sd_token, 'sample_token': sample_token, 'ego_pose_token': ego_token,
-                    'calibrated_sensor_token': calib_tokens[channel], 'timestamp': sd_time,
-                    'fileformat': 'pcd' if channel == 'LIDAR_TOP' else 'jpg', 'is_key_frame': True,
-                    'height': height, 'width': width, 'filename': filename,
-                    'prev': previous_sd[channel], 'next': '',
-                }  # fmt: skip
-                if previous_sd[channel]:
-                    next(
-                        r
-                        for r in reversed(tables['sample_data'])
-                        if r['token'] == previous_sd[channel]
-                    )['next'] = sd_token
-                previous_sd[channel] = sd_token
-                tables['sample_data'].append(record)
-            if test:
-                continue
-            for box_index, box in enumerate(boxes):
-                cx, cy = box.at(t)
-                if math.hypot(cx - pose[0], cy - pose[1]) > 50.0:
-                    continue
-                ann_token = _token('sample_annotation', sample_token, box_index)
-                annotation_tokens[box_index].append(ann_token)
-                tables['sample_annotation'].append(
-                    {'token': ann_token, 'sample_token': sample_token, 'instance_token': _token('instance', scene_name, box_index),
-                     'visibility_token': '4', 'attribute_tokens': [], 'translation': [cx, cy, box.size_wlh[2] / 2],
-                     'size': list(box.size_wlh), 'rotation': _yaw_quaternion(box.yaw), 'prev': '', 'next': '',
-                     'num_lidar_pts': 10, 'num_radar_pts': 0}
-                )  # fmt: skip
-        by_token = {r['token']: r for r in tables['sample_annotation']}
-        for box_index, tokens in annotation_tokens.items():
-            if not tokens:
-                continue
-            for a, b in itertools.pairwise(tokens):
-                by_token[a]['next'], by_token[b]['prev'] = b, a
-            tables['instance'].append(
-                {'token': _token('instance', scene_name, box_index), 'category_token': _token('category', boxes[box_index].category),
-                 'nbr_annotations': len(tokens), 'first_annotation_token': tokens[0], 'last_annotation_token': tokens[-1]}
-            )  # fmt: skip
-        annotations['scene_infos'][scene_name] = scene_infos
-        messages = _can_pose_messages(
-            t0 - 100_000, t0 + samples_per_scene * 500_000 + 100_000, offset, t0
-        )
-        atomic_json(root / 'can_bus' / f'{scene_name}_pose.json', messages)
-
+        if version != 'v1.0-test' and name in split_of:
+            annotations[split_of[name]].append(name)
+    map_token = _token('map', version)
     map_file = f'maps/{map_token}.png'
     atomic_write_bytes(root / map_file, _png_bytes(np.zeros((8, 8), np.uint8)))
     tables['map'].append(
@@ -616,4 +633,5 @@ def generate_synthetic_dataset(
     for name, records in tables.items():
         atomic_json(root / version / f'{name}.json', records)
     atomic_json(root / 'annotations.json', annotations)
+    sample_tokens = [record['token'] for record in tables['sample']]
     return SyntheticDataset(root, version, scene_names, sample_tokens)
