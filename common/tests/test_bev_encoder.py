@@ -718,3 +718,29 @@ def test_matches_a_loop_transcription_of_the_upstream_algorithm(reproduce_bug: b
         ours = model(feats, [meta], prev_bev=prev)
         upstream = _upstream_bev(model, feats, meta, prev, reproduce_bug)
     torch.testing.assert_close(ours[0], upstream, atol=1e-4, rtol=1e-4)
+
+
+def test_gradient_checkpointing_gives_identical_gradients(monkeypatch) -> None:
+    import interndrive.common.bev.encoder as encoder_module
+
+    calls = []
+    real_checkpoint = encoder_module.checkpoint
+    monkeypatch.setattr(
+        encoder_module, 'checkpoint', lambda *a, **k: calls.append(1) or real_checkpoint(*a, **k)
+    )
+    plain = build().train()
+    ckpt = build(encoder_kwargs=dict(with_cp=True)).train()
+    ckpt.load_state_dict(plain.state_dict())
+    grads = []
+    for model in (plain, ckpt):
+        feats = [f.requires_grad_(True) for f in features()]
+        out = model(
+            feats,
+            metas(),
+            prev_bev=torch.randn(2, 80, C, generator=torch.Generator().manual_seed(1)),
+        )
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append([f.grad for f in feats] + [p.grad for p in model.parameters()])
+    assert len(calls) == 2  # one per layer, only for the with_cp model
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)

@@ -17,6 +17,7 @@ import torch
 from mmcv.cnn.bricks.transformer import BaseTransformerLayer, TransformerLayerSequence
 from mmengine.registry import MODELS
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from .geometry import (
     bev_reference_points_2d,
@@ -165,6 +166,8 @@ class BEVFormerEncoder(TransformerLayerSequence):
         reproduce_shift_ref_2d_bug: Upstream OCC aliases `shift_ref_2d = ref_2d` before adding the
             ego-motion shift, so the current-BEV reference points are shifted too. False (default)
             shifts only the previous-BEV ones; True reproduces upstream (for its checkpoints).
+        with_cp: Recompute each layer in the backward pass (gradient checkpointing) to trade
+            compute for activation memory; ignored when gradients are off.
         dataset_type: Ignored; accepted so upstream encoder configs build unchanged.
         init_cfg: mmengine initialisation config.
     """
@@ -178,6 +181,7 @@ class BEVFormerEncoder(TransformerLayerSequence):
         return_intermediate: bool = False,
         image_size_key: str = 'pad_shape',
         reproduce_shift_ref_2d_bug: bool = False,
+        with_cp: bool = False,
         dataset_type: str | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -191,6 +195,7 @@ class BEVFormerEncoder(TransformerLayerSequence):
         self.return_intermediate = return_intermediate
         self.image_size_key = image_size_key
         self.reproduce_shift_ref_2d_bug = reproduce_shift_ref_2d_bug
+        self.with_cp = with_cp
 
     def camera_projection(
         self,
@@ -315,20 +320,22 @@ class BEVFormerEncoder(TransformerLayerSequence):
 
         output = bev_query
         intermediate = []
+        shared = dict(
+            bev_pos=bev_pos,
+            prev_bev=queue,
+            ref_2d=ref_2d,
+            bev_spatial_shapes=bev_spatial_shapes,
+            reference_points_cam=reference_points_cam,
+            bev_mask=bev_mask,
+            spatial_shapes=spatial_shapes,
+            level_start_index=level_start_index,
+            key_padding_mask=key_padding_mask,
+        )
         for layer in self.layers:
-            output = layer(
-                output,
-                features,
-                bev_pos=bev_pos,
-                prev_bev=queue,
-                ref_2d=ref_2d,
-                bev_spatial_shapes=bev_spatial_shapes,
-                reference_points_cam=reference_points_cam,
-                bev_mask=bev_mask,
-                spatial_shapes=spatial_shapes,
-                level_start_index=level_start_index,
-                key_padding_mask=key_padding_mask,
-            )
+            if self.with_cp and torch.is_grad_enabled() and self.training:
+                output = checkpoint(layer, output, features, use_reentrant=False, **shared)
+            else:
+                output = layer(output, features, **shared)
             if self.return_intermediate:
                 intermediate.append(output)
         if self.return_intermediate:
