@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.registry import LOOPS
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from test_engine_toys import ToyCrash, subprocess_env, toy_config_text, toy_task
 
 from interndrive.common.engine.workflow import run_train
@@ -24,6 +24,11 @@ from interndrive.common.engine.workflow import run_train
 @LOOPS.register_module(force=True)
 class PlainEpochLoopForControl(EpochBasedTrainLoop):
     """mmengine's own epoch loop under another name (apply_runtime_defaults keeps custom loops)."""
+
+
+@LOOPS.register_module(force=True)
+class PlainIterLoopForControl(IterBasedTrainLoop):
+    """mmengine's own iteration loop under another name."""
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -188,3 +193,18 @@ def test_resume_from_checkpoint_of_another_model_is_refused(config: Path, tmp_pa
         _train(
             config, tmp_path / 'big', 'big', tmp_path, resume=str(tmp_path / 'small' / 'iter_9.pth')
         )
+
+
+@pytest.mark.parametrize('loop', [None, 'PlainIterLoopForControl'])
+def test_iteration_based_resume(config: Path, tmp_path: Path, loop: str | None) -> None:
+    """Iteration-based training (mmengine replays the dataloader) is exact only with reseeding."""
+    head = f'type={loop!r}, ' if loop else 'by_epoch=False, '
+    text = config.read_text().replace(
+        'train_cfg = dict(by_epoch=True, max_epochs=3,', f'train_cfg = dict({head}max_iters=9,'
+    )
+    assert 'max_iters=9' in text
+    config.write_text(text)
+    _train(config, tmp_path / 'full', f'it_full_{loop}', tmp_path)
+    resumed = _interrupted_then_resumed(config, tmp_path / 'cut', tmp_path, f'it_{loop}')
+    same = _equal(_weights(tmp_path / 'full' / 'iter_9.pth'), _weights(resumed))
+    assert same is (loop is None)

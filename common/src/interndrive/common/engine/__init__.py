@@ -29,6 +29,7 @@ _EXPORTS = {
     'require_file': 'checks',
     'require_split': 'checks',
     'ResumableEpochBasedTrainLoop': 'loops',
+    'ResumableIterBasedTrainLoop': 'loops',
     'SceneOrderedTestLoop': 'loops',
     'SceneOrderedValLoop': 'loops',
     'ResumableTrainSampler': 'samplers',

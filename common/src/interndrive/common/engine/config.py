@@ -144,7 +144,8 @@ def apply_runtime_defaults(cfg: Config, work_dir: str | os.PathLike[str]) -> Non
 
     - `work_dir`;
     - atomic checkpoints: a CheckpointHook becomes an AtomicCheckpointHook (same arguments);
-    - `EpochBasedTrainLoop` (or `by_epoch=True`) becomes `ResumableEpochBasedTrainLoop`;
+    - `EpochBasedTrainLoop`/`IterBasedTrainLoop` (or `by_epoch=True/False`) become the Resumable
+      loops of `loops.py`;
     - val/test loops become the scene-ordered loops (identical to mmengine's for other samplers);
     - a visualizer with a local backend, plus TensorBoard when the config has `tensorboard = True`
       (also added to a visualizer the config defines).
@@ -159,12 +160,17 @@ def apply_runtime_defaults(cfg: Config, work_dir: str | os.PathLike[str]) -> Non
 
     train_cfg = cfg.get('train_cfg')
     if isinstance(train_cfg, dict):
-        if train_cfg.get('type') == 'EpochBasedTrainLoop' or (
-            'type' not in train_cfg and train_cfg.get('by_epoch', False)
-        ):
+        kind = train_cfg.get('type')
+        if kind is None and 'by_epoch' in train_cfg:
+            kind = 'EpochBasedTrainLoop' if train_cfg['by_epoch'] else 'IterBasedTrainLoop'
+        replacement = {
+            'EpochBasedTrainLoop': 'ResumableEpochBasedTrainLoop',
+            'IterBasedTrainLoop': 'ResumableIterBasedTrainLoop',
+        }.get(kind)
+        if replacement is not None:
             train_cfg = dict(train_cfg)
             train_cfg.pop('by_epoch', None)
-            train_cfg['type'] = 'ResumableEpochBasedTrainLoop'
+            train_cfg['type'] = replacement
             cfg.train_cfg = train_cfg
     for key, loop in (('val_cfg', 'SceneOrderedValLoop'), ('test_cfg', 'SceneOrderedTestLoop')):
         loop_cfg = cfg.get(key)

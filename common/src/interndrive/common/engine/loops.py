@@ -6,6 +6,8 @@
   `ResumableTrainSampler` to skip, or discarding batches for other samplers) and reseeds the global
   RNGs per iteration (`seeding.py`), which together make a resumed run bit-identical to an
   uninterrupted one.
+- `ResumableIterBasedTrainLoop`: mmengine's IterBasedTrainLoop already replays the dataloader up to
+  the resumed iteration; this adds the same per-iteration reseeding.
 - `SceneOrderedValLoop` / `SceneOrderedTestLoop`: when the dataloader uses `SceneContiguousSampler`,
   results are gathered into dataset order by the ranks' index ranges (`ordered_eval.py`); with any
   other sampler they behave like mmengine's ValLoop/TestLoop. Both draw a progress bar.
@@ -19,7 +21,7 @@ import torch
 from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 from mmengine.registry import LOOPS
-from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, TestLoop, ValLoop
 from mmengine.runner.loops import _parse_losses
 from torch.utils.data import BatchSampler
 
@@ -105,6 +107,43 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             bar.close()
         self.runner.call_hook('after_train_epoch')
         self._epoch += 1
+
+
+class _ReseedingIterator:
+    """Reseeds the global RNGs from the loop's iteration before every batch is fetched."""
+
+    def __init__(self, inner, reseed) -> None:
+        self.inner = inner
+        self.reseed = reseed
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        self.reseed()
+        return next(self.inner)
+
+
+@LOOPS.register_module()
+class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
+    """IterBasedTrainLoop with per-iteration reseeding, for exact resume of random models.
+
+    Args:
+        reseed_every_iter: As for ResumableEpochBasedTrainLoop.
+        *args, **kwargs: As mmengine's IterBasedTrainLoop (`dataloader`, `max_iters`, ...).
+    """
+
+    def __init__(self, *args, reseed_every_iter: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reseed_every_iter = reseed_every_iter
+        # While mmengine replays the trained batches after a resume, _iter stays at the resumed
+        # value; the reseed before the first real batch is the one that matters.
+        self.dataloader_iterator = _ReseedingIterator(self.dataloader_iterator, self._reseed)
+
+    def _reseed(self) -> None:
+        if self.reseed_every_iter and self.runner.seed is not None:
+            rank, _ = get_dist_info()
+            seed_everything(step_seed(self.runner.seed, self._iter, rank))
 
 
 def _run_eval(loop, stage: str) -> dict:

@@ -17,7 +17,12 @@ REGISTERED = {
     'file backend': ['interndrive_atomic_local'],
     'HOOKS': ['AtomicCheckpointHook'],
     'DATA_SAMPLERS': ['ResumableTrainSampler', 'SceneContiguousSampler'],
-    'LOOPS': ['ResumableEpochBasedTrainLoop', 'SceneOrderedValLoop', 'SceneOrderedTestLoop'],
+    'LOOPS': [
+        'ResumableEpochBasedTrainLoop',
+        'ResumableIterBasedTrainLoop',
+        'SceneOrderedValLoop',
+        'SceneOrderedTestLoop',
+    ],
     'OPTIM_WRAPPERS': ['CpuBF16OptimWrapper'],
     'METRICS': ['AtomicDumpResults'],
 }
