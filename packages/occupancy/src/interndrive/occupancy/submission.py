@@ -90,12 +90,10 @@ def _entries(path: Path) -> dict[str, Callable[[], np.ndarray]]:
                 name = file.relative_to(path).as_posix()
                 loaders[name] = lambda f=file, n=name: _read_npz(f, f'{path}/{n}')
     elif zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)
-        for info in archive.infolist():
-            if not info.is_dir():
-                loaders[info.filename] = lambda i=info: _read_npz(
-                    archive.read(i), f'{path}:{i.filename}'
-                )
+        with zipfile.ZipFile(path) as archive:
+            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+        for name in names:  # each read opens its own handle: no leak, safe from several threads
+            loaders[name] = lambda n=name: _read_npz(_read_member(path, n), f'{path}:{n}')
     elif path.exists():
         raise OccupancyDataError(
             f'submission {str(path)!r}: expected a folder or a .zip of <token>.npz files'
@@ -185,16 +183,9 @@ def validate_submission(
 def iter_submission_loaders(
     path: str | os.PathLike[str],
 ) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
-    """(token, loader) for every `<token>.npz` of a folder or zip; a loader reads and checks one file.
-    Loaders of a zip may be called from several threads (each call opens its own handle)."""
-    path = Path(path)
-    if path.is_file() and zipfile.is_zipfile(path):
-        for name in zipfile.ZipFile(path).namelist():
-            token = _token_of(name)
-            if token is not None:
-                yield token, (lambda n=name: _read_npz(_read_member(path, n), f'{path}:{n}'))
-        return
-    for name, load in _entries(path).items():
+    """(token, loader) for every `<token>.npz` of a folder or zip; a loader reads and checks one file
+    and may be called from several threads."""
+    for name, load in _entries(Path(path)).items():
         token = _token_of(name)
         if token is not None:
             yield token, load
