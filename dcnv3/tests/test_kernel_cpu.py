@@ -207,3 +207,47 @@ def test_cpu_isa_variants_agree() -> None:
     assert 'default' in results
     values = list(results.values())
     assert max(values) - min(values) <= 1e-4 * abs(values[0]), results
+
+
+def _random_configs(count: int, seed: int) -> list[Config]:
+    rng = torch.Generator().manual_seed(seed)
+
+    def pick(options):
+        return options[int(torch.randint(len(options), (1,), generator=rng))]
+
+    configs = []
+    while len(configs) < count:
+        kh, kw = pick([1, 2, 3, 5]), pick([1, 3, 4, 5])
+        cfg = Config(
+            n=pick([1, 2, 3]),
+            h=pick([3, 6, 9]),
+            w=pick([4, 7, 10]),
+            group=pick(range(1, 9)),
+            group_channels=pick([1, 3, 7, 8, 16, 30, 32, 64]),
+            kernel_h=kh,
+            kernel_w=kw,
+            stride_h=pick([1, 2]),
+            stride_w=pick([1, 2]),
+            pad_h=pick([0, 1, 2]),
+            pad_w=pick([0, 1, 2]),
+            dilation_h=pick([1, 2]),
+            dilation_w=pick([1, 2]),
+            offset_scale=pick([0.5, 1.0, 2.0]),
+            remove_center=kh * kw > 1 and pick([False, True]),
+            offset_std=pick([0.5, 2.0, 8.0]),
+        )
+        if min(cfg.out_hw) > 0:
+            configs.append(cfg)
+    return configs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('cfg', _random_configs(120, seed=7), ids=lambda c: '')
+def test_random_sweep_float64(cfg: Config) -> None:
+    inputs = cfg.inputs(torch.float64, requires_grad=True, seed=11)
+    ho, wo = cfg.out_hw
+    grad = torch.randn(cfg.n, ho, wo, cfg.group * cfg.group_channels, dtype=torch.float64)
+    expected = _forward_backward(dcnv3_reference, cfg, inputs, grad)
+    actual = _forward_backward(dcnv3.dcnv3, cfg, inputs, grad)
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, **TOL[torch.float64])
