@@ -255,9 +255,8 @@ class BEVFormerConstructer(BaseModule):
         """`(B, 2)` normalised ego-motion shift from the CAN bus, or None if `use_shift` is off."""
         if not self.use_shift:
             return None
-        return ego_motion_bev_shift(
-            can_bus[:, 0:2], can_bus[:, -2], self.pc_range, self.bev_axes
-        ).float()
+        shift = ego_motion_bev_shift(can_bus[:, 0:2], can_bus[:, -2], self.pc_range, self.bev_axes)
+        return shift.to(device=self.level_embeds.device, dtype=torch.float32)
 
     def forward(
         self,
@@ -287,6 +286,8 @@ class BEVFormerConstructer(BaseModule):
         dtype, device = features.dtype, features.device
         if not self.use_prev_bev:
             prev_bev = None
+        if prev_bev is not None and prev_bev.shape[0] != bs:
+            raise ValueError(f'prev_bev has batch size {prev_bev.shape[0]}, the features {bs}')
 
         bev_queries = self.bev_embedding.weight.to(dtype)[None].expand(bs, -1, -1)
         bev_pos = (
@@ -302,7 +303,7 @@ class BEVFormerConstructer(BaseModule):
         needs_can_bus = (
             self.use_can_bus or needs_shift or (prev_bev is not None and self.rotate_prev_bev)
         )
-        can_bus = can_bus_from_metas(img_metas, device=device) if needs_can_bus else None
+        can_bus = can_bus_from_metas(img_metas) if needs_can_bus else None  # float64, CPU
 
         shift = None
         if prev_bev is not None:
@@ -310,7 +311,8 @@ class BEVFormerConstructer(BaseModule):
         elif needs_shift:
             shift = self.ego_shift(can_bus)
         if self.use_can_bus:
-            bev_queries = bev_queries + self.can_bus_mlp(can_bus.to(dtype))[:, None, :]
+            can_bus_features = self.can_bus_mlp(can_bus.to(device=device, dtype=dtype))
+            bev_queries = bev_queries + can_bus_features[:, None, :]
 
         return self.encoder(
             bev_queries,

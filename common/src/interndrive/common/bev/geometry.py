@@ -185,12 +185,12 @@ def ego_motion_bev_shift(
         bev_axes: How the grid axes sit in the ego frame, see `BevAxes`.
 
     Returns:
-        `(B, 2)` shift `(dx, dy)` in normalised grid units.
+        `(B, 2)` float64 CPU tensor: shift `(dx, dy)` in normalised grid units.
     """
     if bev_axes not in BEV_AXES:
         raise ValueError(f'bev_axes must be one of {BEV_AXES}, got {bev_axes!r}')
-    delta_xy = delta_xy.double()
-    yaw = ego_yaw.double()
+    delta_xy = delta_xy.detach().to('cpu', torch.float64)  # float64 on CPU: MPS has none
+    yaw = ego_yaw.detach().to('cpu', torch.float64)
     cos, sin = torch.cos(yaw), torch.sin(yaw)
     # Rotate the global displacement into the current ego frame (x forward, y left).
     forward = cos * delta_xy[:, 0] + sin * delta_xy[:, 1]
@@ -236,21 +236,22 @@ def rotate_bev(
     if bev.dim() != 4:
         raise ValueError(f'rotate_bev expects a (B, C, H, W) tensor, got shape {tuple(bev.shape)}')
     batch, _, height, width = bev.shape
-    angle = torch.as_tensor(angle_deg, device=bev.device).reshape(-1).double()
+    # The sampling grid is built in float64 on the CPU (devices such as MPS have no float64) and
+    # moved over once; it is only H·W·2 numbers.
+    angle = torch.as_tensor(angle_deg).detach().reshape(-1).to('cpu', torch.float64)
     if angle.numel() != batch:
         raise ValueError(f'rotate_bev needs one angle per sample ({batch}), got {angle.numel()}')
     cx, cy = (width / 2.0, height / 2.0) if center is None else (float(center[0]), float(center[1]))
     rad = angle * (math.pi / 180.0)
     cos, sin = torch.cos(rad)[:, None, None], torch.sin(rad)[:, None, None]
-    ys = torch.arange(height, device=bev.device, dtype=torch.float64) + 0.5 - cy
-    xs = torch.arange(width, device=bev.device, dtype=torch.float64) + 0.5 - cx
+    ys = torch.arange(height, dtype=torch.float64) + 0.5 - cy
+    xs = torch.arange(width, dtype=torch.float64) + 0.5 - cx
     gy, gx = torch.meshgrid(ys, xs, indexing='ij')
     src_x = cos * gx - sin * gy + cx
     src_y = sin * gx + cos * gy + cy
     # Pixel coordinates -> grid_sample's [-1, 1] with align_corners=False.
     grid = torch.stack((src_x / width * 2.0 - 1.0, src_y / height * 2.0 - 1.0), dim=-1)
+    grid = grid.to(device=bev.device, dtype=torch.float32)
     with torch.autocast(device_type=bev.device.type, enabled=False):
-        out = F.grid_sample(
-            bev.float(), grid.float(), mode=mode, padding_mode='zeros', align_corners=False
-        )
+        out = F.grid_sample(bev.float(), grid, mode=mode, padding_mode='zeros', align_corners=False)
     return out.to(bev.dtype)

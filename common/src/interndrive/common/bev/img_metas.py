@@ -134,11 +134,12 @@ def image_size_from_metas(
     return torch.as_tensor(np.stack(sizes), dtype=torch.float32, device=device)
 
 
-def can_bus_from_metas(
-    img_metas: Sequence[Mapping[str, Any]],
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """Stacks the 18-d CAN-bus vectors of every sample as a float64 tensor `(B, 18)`."""
+def can_bus_from_metas(img_metas: Sequence[Mapping[str, Any]]) -> Tensor:
+    """Stacks the 18-d CAN-bus vectors of every sample as a float64 CPU tensor `(B, 18)`.
+
+    It stays on the CPU in float64 (poses are global coordinates of thousands of metres, and some
+    devices have no float64); callers move what they need.
+    """
     _check_metas(img_metas, None)
     rows = []
     for index, meta in enumerate(img_metas):
@@ -149,4 +150,4 @@ def can_bus_from_metas(
         if not np.isfinite(can_bus).all():
             raise ValueError(f'{where} contains NaN or inf')
         rows.append(can_bus)
-    return torch.as_tensor(np.stack(rows), dtype=torch.float64, device=device)
+    return torch.as_tensor(np.stack(rows), dtype=torch.float64)
