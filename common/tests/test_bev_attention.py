@@ -342,3 +342,20 @@ def test_gradcheck_sca_and_tsa_in_float64() -> None:
         atol=1e-5,
         fast_mode=True,
     )
+
+
+def test_sca_key_padding_mask_hides_feature_positions() -> None:
+    sca = make_sca()
+    query, value, refs, mask, shapes, start = sca_inputs()
+    hide_all = torch.ones(value.shape[:3], dtype=torch.bool)
+    out = sca(query, value, refs, mask, shapes, start, key_padding_mask=hide_all)
+    expected = sca.output_proj(torch.zeros(1, 8, dtype=torch.float64))[0] + query
+    torch.testing.assert_close(out, expected.detach().expand_as(out))
+    hide_cam1 = torch.zeros_like(hide_all)
+    hide_cam1[:, 1] = True
+    noisy = value.clone()
+    noisy[:, 1] += 50
+    torch.testing.assert_close(
+        sca(query, noisy, refs, mask, shapes, start, key_padding_mask=hide_cam1),
+        sca(query, value, refs, mask, shapes, start, key_padding_mask=hide_cam1),
+    )
