@@ -86,7 +86,7 @@ def test_visualize_from_infos(converted, tmp_path) -> None:
     save_prediction(tmp_path / 'sub', info['token'], np.full(GRID_SHAPE, 17, np.uint8))
     args = _visualize_parser().parse_args(
         ['--info', str(root / 'occ_infos_temporal_val.pkl'), '--submission', str(tmp_path / 'sub'),
-         '--token', info['token'], '--camera-mask', '--out-dir', str(tmp_path / 'png')]
+         '--token', info['token'], '--camera-mask', '--view3d', '--out-dir', str(tmp_path / 'png')]
     )  # fmt: skip
     (png,) = TASK.visualize(args)
     assert png.name == f'{info["token"]}.png'

@@ -142,6 +142,9 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--camera-mask', action='store_true', help='draw only camera-visible voxels'
     )
+    parser.add_argument(
+        '--view3d', action='store_true', help='add a 3D view of the occupied voxels'
+    )
     parser.add_argument('--out-dir', default='work_dirs/vis_occupancy', help='where the PNGs go')
 
 
@@ -196,6 +199,7 @@ def visualize(args: argparse.Namespace) -> list[Path]:
                     if (labels is not None and args.camera_mask)
                     else None,
                     title=f'{info["scene_name"]} frame {info["frame_idx"]}  {token}',
+                    view3d=args.view3d,
                 )
             )
         return written
@@ -215,6 +219,7 @@ def visualize(args: argparse.Namespace) -> list[Path]:
             images=images,
             mask_camera=labels.mask_camera if (labels is not None and args.camera_mask) else None,
             title=name,
+            view3d=args.view3d,
         )
     )
     return written

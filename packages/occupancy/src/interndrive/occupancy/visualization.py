@@ -99,6 +99,8 @@ def render_frame(
     mask_camera: np.ndarray | None = None,
     title: str = '',
     dpi: int = 80,
+    view3d: bool = False,
+    max_points_3d: int = 40_000,
 ) -> Path:
     """Writes one PNG with (optional) camera images, top-down class maps and height maps.
 
@@ -111,6 +113,8 @@ def render_frame(
             cameras never see are dark grey.
         title: Figure title (e.g. the sample token).
         dpi: Output resolution.
+        view3d: Add a 3D view of the occupied voxel centres of each volume (a scatter render).
+        max_points_3d: Cap on the voxels drawn per 3D view (evenly thinned beyond it).
     """
     import matplotlib
 
@@ -131,9 +135,12 @@ def render_frame(
                 f'render_frame: {name} must be (X, Y, Z), got shape {volume.shape}'
             )
     camera_rows = 2 if images else 0
-    figure = plt.figure(figsize=(4 * max(3, len(volumes) * 2) * 0.9, 3.2 * camera_rows + 4.6))
+    rows = camera_rows + 1 + int(view3d)
+    figure = plt.figure(
+        figsize=(4 * max(3, len(volumes) * 2) * 0.9, 3.2 * camera_rows + 4.6 * (1 + int(view3d)))
+    )
     grid = figure.add_gridspec(
-        camera_rows + 1, max(3, 2 * len(volumes)), height_ratios=[1] * camera_rows + [1.7]
+        rows, max(3, 2 * len(volumes)), height_ratios=[1] * camera_rows + [1.7] * (1 + int(view3d))
     )
     if images:
         for row, names in enumerate(CAMERA_GRID):
@@ -175,6 +182,13 @@ def render_frame(
             axis.set_xlabel('y (m, left is +)', fontsize=7)
             axis.set_ylabel('x (m, forward)', fontsize=7)
             axis.tick_params(labelsize=6)
+    if view3d:
+        width = max(3, 2 * len(volumes)) // len(volumes)
+        for index, (name, volume) in enumerate(volumes):
+            cells = grid[rows - 1, width * index : width * (index + 1)]
+            axis = figure.add_subplot(cells, projection='3d')
+            _draw_voxels_3d(axis, volume, mask_camera, max_points_3d)
+            axis.set_title(f'{name}: 3D view', fontsize=9)
     handles = [
         Patch(color=np.asarray(CLASS_PALETTE[i]) / 255, label=CLASS_NAMES[i])
         for i in range(NUM_SEMANTIC_CLASSES)
@@ -189,3 +203,30 @@ def render_frame(
     figure.savefig(buffer, format='png', dpi=dpi)
     plt.close(figure)
     return atomic_write_bytes(out_path, buffer.getvalue())
+
+
+def _draw_voxels_3d(axis, volume: np.ndarray, visible: np.ndarray | None, max_points: int) -> None:
+    """Scatter of the occupied voxel centres, coloured by class, seen from behind-left of the ego."""
+    occupied = volume != FREE_LABEL
+    if visible is not None:
+        occupied &= visible.astype(bool)
+    # Only the shell: a voxel whose four side neighbours and the one above are all occupied is hidden.
+    padded = np.pad(occupied, 1)
+    hidden = (
+        padded[2:, 1:-1, 1:-1] & padded[:-2, 1:-1, 1:-1] & padded[1:-1, 2:, 1:-1]
+        & padded[1:-1, :-2, 1:-1] & padded[1:-1, 1:-1, 2:]
+    )  # fmt: skip
+    ix, iy, iz = np.nonzero(occupied & ~hidden)
+    step = max(1, int(np.ceil(len(ix) / max_points)))
+    ix, iy, iz = ix[::step], iy[::step], iz[::step]
+    centres = [
+        POINT_CLOUD_RANGE[i] + (index + 0.5) * VOXEL_SIZE[i] for i, index in enumerate((ix, iy, iz))
+    ]
+    colours = np.asarray(CLASS_PALETTE, np.float32)[volume[ix, iy, iz]] / 255
+    axis.scatter(*centres, c=colours, s=2.5, marker='s', linewidths=0, depthshade=False)
+    axis.set_xlim(POINT_CLOUD_RANGE[0], POINT_CLOUD_RANGE[3])
+    axis.set_ylim(POINT_CLOUD_RANGE[1], POINT_CLOUD_RANGE[4])
+    axis.set_zlim(POINT_CLOUD_RANGE[2], POINT_CLOUD_RANGE[5])
+    axis.set_box_aspect((80, 80, 6.4 * 2))  # z exaggerated 2x so that objects stand out
+    axis.view_init(elev=35, azim=-160)
+    axis.tick_params(labelsize=6)
