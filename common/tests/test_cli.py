@@ -321,3 +321,28 @@ def test_failing_task_parser_hook_only_costs_its_commands(fake_tasks, monkeypatc
     assert cli.main(['info', '--json']) == 0
     err = capsys.readouterr().err
     assert 'warning: toy commands failed to load: RuntimeError: bad plug-in' in err
+
+
+def test_format_only_uses_task_prepare_submission(
+    fake_tasks, monkeypatch, tmp_path, capsys
+) -> None:
+    seen = {}
+
+    def prepare(cfg, path: Path) -> None:
+        seen['path'] = path
+        cfg.test_evaluator = dict(
+            type='ToyMetric', format_only=True, submission_path=str(path) + '.task'
+        )
+
+    tasks = dict(fake_tasks)
+    tasks['toy'] = Task('toy', 'toy', fake_tasks['toy'].config_dir, prepare_submission=prepare)
+    monkeypatch.setattr(
+        task_registry, 'discover_tasks_with_errors', lambda strict=False: (tasks, {})
+    )
+    torch.save({'state_dict': ToyTemporalModel().state_dict()}, tmp_path / 'good.pth')
+    rc = cli.main(
+        ['test', 'toy/toy_small', 'good.pth', '--format-only', '--submission', 'sub.json']
+    )
+    assert rc == 0, capsys.readouterr().err
+    assert seen['path'] == Path('sub.json')
+    assert (tmp_path / 'sub.json.task').is_file() and not (tmp_path / 'sub.json').exists()
