@@ -102,6 +102,19 @@ def test_ground_truth_255_and_wider_dtypes_are_ignored_like_official() -> None:
     np.testing.assert_array_equal(confusion_matrix(pred, gt, mask), ref.hist)
 
 
+def test_non_contiguous_inputs_and_mask_dtypes() -> None:
+    pred, gt, mask = next(_random_frames(6, 1, shape=(24, 16, 8)))
+    expected = ReferenceMIoU()
+    expected.add_batch(pred, gt, mask)
+    for variant in (
+        (np.asfortranarray(pred), np.asfortranarray(gt), np.asfortranarray(mask)),
+        (pred, gt, mask.astype(bool)),
+        (pred, gt, mask.astype(np.float32)),
+        (pred, gt, mask * 7),  # any nonzero value counts as visible
+    ):
+        np.testing.assert_array_equal(confusion_matrix(*variant), expected.hist)
+
+
 def test_uint8_mask_is_not_used_as_integer_index() -> None:
     pred, gt, mask = _hand_case()
     assert confusion_matrix(pred, gt, mask).sum() == 7  # 8 masked voxels, one has gt 255
