@@ -25,6 +25,7 @@ Differences from upstream, on purpose:
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +148,12 @@ def build_infos(
     with_annotations: bool,
     max_sweeps: int = 10,
     legacy_can_bus: bool = False,
+    progress_every: int = 0,
 ) -> list[dict[str, Any]]:
-    """Per-sample infos of the given scenes, in scene order and time order inside each scene."""
+    """Per-sample infos of the given scenes, in scene order and time order inside each scene.
+
+    `progress_every` > 0 prints a line to stderr every that many samples (full trainval: ~34k).
+    """
     scenes = {scene['name']: scene for scene in nusc.scene}
     infos: list[dict[str, Any]] = []
     for scene_name in scene_names:
@@ -207,6 +212,8 @@ def build_infos(
             if with_annotations:
                 info.update(_annotation_fields(nusc, sample, lidar_token, l2e, e2g))
             infos.append(info)
+            if progress_every and len(infos) % progress_every == 0:
+                print(f'converted {len(infos)} samples ...', file=sys.stderr, flush=True)
             frame_idx += 1
     return infos
 
@@ -280,6 +287,7 @@ def create_occ_infos(
             with_annotations=split != 'test',
             max_sweeps=max_sweeps,
             legacy_can_bus=legacy_can_bus,
+            progress_every=1000,
         )
         metadata = {
             'version': version,
