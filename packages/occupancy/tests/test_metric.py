@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -135,6 +136,9 @@ def test_real_frame_identical_to_reference(real_labels_path) -> None:
     perfect = OccupancyMIoU()
     perfect.update(gt, gt, mask_camera=mask)
     assert perfect.compute()['mIoU'] == 100.0
+    if importlib.util.find_spec('sklearn') is not None:  # F-score vs the official KD-tree code
+        assert frame_fscore(noisy, gt, mask) == reference_fscore_frame(noisy, gt, mask)
+        assert frame_fscore(gt, gt, mask)[2] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
