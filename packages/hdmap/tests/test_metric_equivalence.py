@@ -125,3 +125,55 @@ def test_identical_ap_on_real_av2_geometry(av2_log):
     ours, ref = chamfer_ap(gts, preds), chamfer_ap_reference(gts, preds)
     assert ours == ref
     assert 0.0 < ours['mAP'] < 1.0
+
+
+def test_near_tie_between_two_gts_resolves_like_the_official_code():
+    """Found by the benchmark: two crossings clipped at the ROI edge differ by 3e-15 m, so their Chamfer
+    distances to a prediction differ in the last bit; which GT is "nearest" (and so which prediction
+    is a TP) depends on the official arithmetic."""
+    a = np.array(
+        [
+            [-15.582267509310313, 7.542145311807063],
+            [-16.50862527293023, 14.613237114684066],
+            [-13.556379417800075, 15.0],
+        ]
+    )
+    b = a.copy()
+    b[2, 0] = -13.556379417800072
+    pred = np.array(
+        [
+            [-16.1577, 8.2635],
+            [-16.3692, 8.6834],
+            [-16.0396, 8.8834],
+            [-16.2709, 9.7267],
+            [-16.4834, 10.2515],
+            [-16.5898, 10.429],
+            [-16.6621, 10.9886],
+            [-16.6374, 11.672],
+            [-16.7504, 12.5754],
+            [-16.8859, 12.9604],
+            [-16.7856, 12.7362],
+            [-17.0834, 13.4389],
+            [-16.9374, 14.0913],
+            [-17.0401, 14.6175],
+            [-16.678, 14.6853],
+            [-15.8346, 14.3822],
+            [-15.5555, 14.0645],
+            [-15.4741, 14.0212],
+            [-14.669, 14.4451],
+            [-13.5905, 14.5647],
+        ]
+    )
+    ref = chamfer_matrix_reference(
+        [resample_polyline_reference(pred)],
+        [resample_polyline_reference(a), resample_polyline_reference(b)],
+    )
+    assert ref[0, 0] != ref[0, 1] and abs(ref[0, 0] - ref[0, 1]) < 1e-15
+    pp, po = resample_polylines([pred])
+    gp, go = resample_polylines([a, b])
+    dist, arg = nearest_gt(pp, po, np.zeros(1, int), gp, go, np.zeros(2, int), 1.5, (0.5, 1.0, 1.5))
+    assert arg[0] == ref[0].argmin() and dist[0] == ref[0].min()
+    # A second prediction on the same crossing: which one is the TP depends on that argmin.
+    gts = {'t': {'ped_crossing': [a, b], 'divider': [], 'boundary': []}}
+    preds = {'t': {'vectors': [pred, b + 0.3], 'scores': [0.9, 0.8], 'labels': [0, 0]}}
+    assert chamfer_ap(gts, preds) == chamfer_ap_reference(gts, preds)

@@ -35,6 +35,8 @@ from .types import GroundTruth, Predictions, as_xy
 # Bounds are compared with this slack so that a rounding error in a bound can never prune a pair
 # whose exact distance is within a threshold.
 _BOUND_SLACK = 1e-9
+# Distances this close (metres) to each other or to a threshold are recomputed the official way.
+_TIE_TOLERANCE = 1e-9
 # Maximum number of float64 elements of one broadcast (a few temporaries of 16 MB each).
 _CHUNK_ELEMENTS = 2_000_000
 # Consecutive resampled points per box of the cheap lower bounds, coarse to fine (32 points span
@@ -230,6 +232,20 @@ def chamfer_distance_matrix(
     return chamfer_pairs(pa, oa, pb, ob, ia.ravel(), ib.ravel()).reshape(ia.shape)
 
 
+def _chamfer_official(points_a, offsets_a, points_b, offsets_b, ia, ib) -> np.ndarray:
+    """Chamfer distances of a few pairs with the official arithmetic (scipy `cdist`, numpy sums), so
+    that near-ties resolve bit for bit as in the challenge's code."""
+    from scipy.spatial.distance import cdist
+
+    out = np.empty(len(ia))
+    for k, (a, b) in enumerate(zip(ia, ib)):
+        pa = points_a[offsets_a[a] : offsets_a[a + 1]]
+        pb = points_b[offsets_b[b] : offsets_b[b + 1]]
+        d = cdist(pa, pb, 'euclidean')
+        out[k] = (d.min(-1).sum() / len(pa) + d.min(-2).sum() / len(pb)) / 2
+    return out
+
+
 def _line_boxes(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     if len(offsets) == 1:
         return np.zeros((0, 4))
@@ -318,6 +334,7 @@ def nearest_gt(
     gt_offsets: np.ndarray,
     gt_frame: np.ndarray,
     max_threshold: float,
+    thresholds: Sequence[float] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per prediction, the Chamfer distance to and index of its nearest GT of the same frame.
 
@@ -375,6 +392,22 @@ def nearest_gt(
     todo[first] = False
     sel = np.flatnonzero(todo)
     exact[sel] = chamfer_pairs(pred_points, pred_offsets, gt_points, gt_offsets, ia[sel], ib[sel])
+
+    # Near-ties decide by the last bit: two GTs at (almost) the same distance, or a distance at a
+    # threshold. There the batched sums (other summation order) may round differently from the
+    # official per-pair arithmetic, so those few pairs are recomputed exactly the official way.
+    best = np.full(n_pred, np.inf)
+    np.minimum.at(best, ia, exact)
+    near = exact <= best[ia] + _TIE_TOLERANCE
+    n_near = np.bincount(ia[near], minlength=n_pred)
+    at_thr = np.zeros(n_pred, dtype=bool)
+    for thr in thresholds:
+        at_thr |= np.abs(best - thr) <= _TIE_TOLERANCE
+    redo = np.flatnonzero(near & ((n_near[ia] > 1) | at_thr[ia]))
+    if len(redo):
+        exact[redo] = _chamfer_official(
+            pred_points, pred_offsets, gt_points, gt_offsets, ia[redo], ib[redo]
+        )
 
     # min / argmin with numpy's tie rule (first GT index among equal distances).
     order = np.lexsort((ib, exact, ia))
@@ -486,7 +519,7 @@ def chamfer_ap(
         pp, po = resample_polylines(pred_vecs, sample_dist)
         gp, go = resample_polylines(gt_vecs, sample_dist)
         min_dist, argmin = nearest_gt(
-            pp, po, p_frame, gp, go, np.asarray(gt_frame, dtype=np.int64), max_thr
+            pp, po, p_frame, gp, go, np.asarray(gt_frame, dtype=np.int64), max_thr, thresholds
         )
         rank = _frame_ranks(p_frame, scores)
         order = np.argsort(-scores)  # same array, same call as the official global ranking
