@@ -19,6 +19,10 @@ How this is made fast without changing a single number:
   point sets, grouped by size, with one broadcast per batch.
 - Greedy matching for all frames at once: a prediction is a TP exactly when it is the first, in its
   frame's score order, of the predictions within the threshold whose nearest GT is the same.
+- Near-ties are decided by the official arithmetic: the batched sums round differently in the last
+  bit, which matters when two GTs are at the same distance to ~1e-15 (overlapping crossings clipped at
+  the ROI edge do this) or a distance sits on a threshold; those few pairs are recomputed per pair with
+  scipy's `cdist` exactly as the challenge's code does.
 - Ranking ties are broken exactly as the official code does (`np.argsort` on the same arrays in the
   same order), because the AP depends on the order of predictions with equal scores.
 """
