@@ -18,19 +18,19 @@ from interndrive.occupancy.dataset import OccupancyDataset, ego_yaw_degrees
 from interndrive.occupancy.io_utils import atomic_pickle
 from interndrive.occupancy.synthetic import generate_synthetic_dataset, render_camera
 from interndrive.occupancy.transforms import (
-    NormalizeMultiViewImage,
-    PadMultiViewImage,
-    PhotoMetricDistortionMultiView,
-    ScaleMultiViewImage,
+    OccNormalizeMultiViewImage,
+    OccPadMultiViewImage,
+    OccPhotoMetricDistortionMultiView,
+    OccScaleMultiViewImage,
 )
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 TRAIN_PIPELINE = [
-    dict(type='LoadMultiViewImages'),
+    dict(type='OccLoadMultiViewImages'),
     dict(type='LoadOccupancyGT'),
-    dict(type='PhotoMetricDistortionMultiView'),
-    dict(type='NormalizeMultiViewImage', mean=MEAN, std=STD),
-    dict(type='PadMultiViewImage', size_divisor=32),
+    dict(type='OccPhotoMetricDistortionMultiView'),
+    dict(type='OccNormalizeMultiViewImage', mean=MEAN, std=STD),
+    dict(type='OccPadMultiViewImage', size_divisor=32),
     dict(type='PackOccInputs'),
 ]
 
@@ -83,7 +83,7 @@ def test_prev_bev_exists_and_can_bus_deltas(data_root, monkeypatch) -> None:
 
 @pytest.mark.slow  # shares a generated 6-frame dataset (~5-10 s on 2 busy cores)
 def test_test_mode_single_frames_and_absolute_can_bus(data_root) -> None:
-    pipeline = [p for p in TRAIN_PIPELINE if p['type'] != 'PhotoMetricDistortionMultiView']
+    pipeline = [p for p in TRAIN_PIPELINE if p['type'] != 'OccPhotoMetricDistortionMultiView']
     dataset = OccupancyDataset(
         'occ_infos_temporal_val.pkl', str(data_root), pipeline=pipeline, test_mode=True
     )
@@ -125,22 +125,22 @@ def test_scale_pad_normalize_and_photometric() -> None:
     lidar2img = np.eye(4)
     lidar2img[:3, :3] = [[100, 0, 80], [0, 100, 45], [0, 0, 1]]
     point = np.array([1.0, 2.0, 10.0, 1.0])
-    scaled = ScaleMultiViewImage(0.5)({'img': [image], 'lidar2img': [lidar2img]})
+    scaled = OccScaleMultiViewImage(0.5)({'img': [image], 'lidar2img': [lidar2img]})
     assert scaled['img'][0].shape == (45, 80, 3)
     uvw, uvw_scaled = lidar2img @ point, scaled['lidar2img'][0] @ point
     np.testing.assert_allclose(uvw_scaled[:2] / uvw_scaled[2], 0.5 * uvw[:2] / uvw[2])
-    padded = PadMultiViewImage(32)({'img': scaled['img']})
+    padded = OccPadMultiViewImage(32)({'img': scaled['img']})
     assert padded['img'][0].shape == (64, 96, 3) and padded['ori_shape'] == [(45, 80)]
     assert not padded['img'][0][45:].any() and not padded['img'][0][:, 80:].any()
-    normalized = NormalizeMultiViewImage(MEAN, STD, to_rgb=True)({'img': [image]})
+    normalized = OccNormalizeMultiViewImage(MEAN, STD, to_rgb=True)({'img': [image]})
     np.testing.assert_allclose(
         normalized['img'][0][..., 0], (image[..., 2] - MEAN[0]) / STD[0], rtol=1e-6
     )
-    distorted = PhotoMetricDistortionMultiView(seed=3)({'img': [image, image]})['img']
+    distorted = OccPhotoMetricDistortionMultiView(seed=3)({'img': [image, image]})['img']
     assert distorted[0].shape == image.shape and distorted[0].dtype == np.float32
     assert not np.array_equal(distorted[0], image)  # seed 3 applies at least one step
     with pytest.raises(ValueError, match='float32'):
-        PhotoMetricDistortionMultiView()({'img': [image.astype(np.uint8)]})
+        OccPhotoMetricDistortionMultiView()({'img': [image.astype(np.uint8)]})
 
 
 @pytest.mark.realdata
@@ -151,10 +151,10 @@ def test_real_nuscenes_frame_through_the_pipeline(real_nuscenes_frame, tmp_path)
     info = info_from_mmdet3d(data_info)
     atomic_pickle(tmp_path / 'real.pkl', {'infos': [info], 'metadata': {'version': 'v1.0-mini'}})
     pipeline = [
-        dict(type='LoadMultiViewImages'),
-        dict(type='ScaleMultiViewImage', scale=0.2),
-        dict(type='NormalizeMultiViewImage', mean=MEAN, std=STD),
-        dict(type='PadMultiViewImage', size_divisor=32),
+        dict(type='OccLoadMultiViewImages'),
+        dict(type='OccScaleMultiViewImage', scale=0.2),
+        dict(type='OccNormalizeMultiViewImage', mean=MEAN, std=STD),
+        dict(type='OccPadMultiViewImage', size_divisor=32),
         dict(type='PackOccInputs'),
     ]
     dataset = OccupancyDataset(

@@ -10,18 +10,18 @@ img_norm_cfg = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
 queue_length = 4
 
 train_pipeline = [
-    dict(type='LoadMultiViewImages', to_float32=True),
+    dict(type='OccLoadMultiViewImages', to_float32=True),
     dict(type='LoadOccupancyGT'),
-    dict(type='PhotoMetricDistortionMultiView'),
-    dict(type='NormalizeMultiViewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
+    dict(type='OccPhotoMetricDistortionMultiView'),
+    dict(type='OccNormalizeMultiViewImage', **img_norm_cfg),
+    dict(type='OccPadMultiViewImage', size_divisor=32),
     dict(type='PackOccInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadMultiViewImages', to_float32=True),
+    dict(type='OccLoadMultiViewImages', to_float32=True),
     dict(type='LoadOccupancyGT'),
-    dict(type='NormalizeMultiViewImage', **img_norm_cfg),
-    dict(type='PadMultiViewImage', size_divisor=32),
+    dict(type='OccNormalizeMultiViewImage', **img_norm_cfg),
+    dict(type='OccPadMultiViewImage', size_divisor=32),
     dict(type='PackOccInputs'),
 ]
 

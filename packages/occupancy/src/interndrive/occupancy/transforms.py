@@ -1,9 +1,9 @@
 """Multi-view data transforms of the occupancy pipeline (mmcv/mmengine `BaseTransform`s, registered in
 mmdet3d's TRANSFORMS registry; this is OpenMMLab glue, the arithmetic is plain numpy/cv2).
 
-Pipeline of the reference config (REFERENCE.md Part 1 §3.4): LoadMultiViewImages → LoadOccupancyGT →
-PhotoMetricDistortionMultiView (train) → NormalizeMultiViewImage → PadMultiViewImage(32) → PackOccInputs.
-`ScaleMultiViewImage` is the tiny-config addition (small images on CPU); it rescales the intrinsics.
+Pipeline of the reference config (REFERENCE.md Part 1 §3.4): OccLoadMultiViewImages → LoadOccupancyGT →
+OccPhotoMetricDistortionMultiView (train) → OccNormalizeMultiViewImage → OccPadMultiViewImage(32) → PackOccInputs.
+`OccScaleMultiViewImage` is the tiny-config addition (small images on CPU); it rescales the intrinsics.
 
 Results keys: `img_filename` (6 paths) → `img` (list of H×W×3 float32 BGR), `lidar2img` / `cam2img`
 (lists of 4×4), `img_shape` / `ori_shape` / `pad_shape` (lists of (H, W)), `occ_gt_path` →
@@ -25,7 +25,7 @@ from interndrive.occupancy.formats import load_labels
 
 
 @TRANSFORMS.register_module()
-class LoadMultiViewImages(BaseTransform):
+class OccLoadMultiViewImages(BaseTransform):
     """Reads the camera images listed in `img_filename` (BGR, as mmcv does).
 
     Args:
@@ -68,7 +68,7 @@ class LoadOccupancyGT(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class ScaleMultiViewImage(BaseTransform):
+class OccScaleMultiViewImage(BaseTransform):
     """Resizes every image by `scale` and scales the intrinsics (`cam2img`, `lidar2img`) to match.
 
     Args:
@@ -77,7 +77,7 @@ class ScaleMultiViewImage(BaseTransform):
 
     def __init__(self, scale: float) -> None:
         if scale <= 0:
-            raise ValueError(f'ScaleMultiViewImage: scale must be positive, got {scale}')
+            raise ValueError(f'OccScaleMultiViewImage: scale must be positive, got {scale}')
         self.scale = scale
 
     def transform(self, results: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class ScaleMultiViewImage(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class PhotoMetricDistortionMultiView(BaseTransform):
+class OccPhotoMetricDistortionMultiView(BaseTransform):
     """Independent photometric distortion of every camera image (float32 BGR in [0, 255]).
 
     Each step happens with probability 0.5, in mmdet's order: brightness (±`brightness_delta`),
@@ -131,7 +131,7 @@ class PhotoMetricDistortionMultiView(BaseTransform):
     def _distort(self, image: np.ndarray) -> np.ndarray:
         if image.dtype != np.float32:
             raise OccupancyDataError(
-                'PhotoMetricDistortionMultiView needs float32 images (to_float32=True)'
+                'OccPhotoMetricDistortionMultiView needs float32 images (to_float32=True)'
             )
         rng = self.rng
         image = image.copy()
@@ -164,7 +164,7 @@ class PhotoMetricDistortionMultiView(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class NormalizeMultiViewImage(BaseTransform):
+class OccNormalizeMultiViewImage(BaseTransform):
     """(img − mean) / std per channel, optionally BGR → RGB first; records `img_norm_cfg`.
 
     Args:
@@ -189,7 +189,7 @@ class NormalizeMultiViewImage(BaseTransform):
 
 
 @TRANSFORMS.register_module()
-class PadMultiViewImage(BaseTransform):
+class OccPadMultiViewImage(BaseTransform):
     """Zero-pads every image at the bottom/right to a multiple of `size_divisor`.
 
     Sets `pad_shape` and `img_shape` to the padded size (the encoder normalises projected points by
