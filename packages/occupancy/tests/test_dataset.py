@@ -58,6 +58,14 @@ def test_train_queue_shapes_and_ground_truth(data_root) -> None:
     metas = sample['data_samples'].metainfo['queue_metas']
     assert len(metas) == 4 and metas[-1]['token'] == dataset.get_data_info(1)['token']
     assert metas[0]['ori_shape'][0] == (45, 80) and metas[0]['img_shape'][0] == (64, 96)
+    single = OccupancyDataset(
+        'occ_infos_temporal_train.pkl', str(data_root), queue_length=1, pipeline=TRAIN_PIPELINE
+    )
+    (meta,) = single[1]['data_samples'].metainfo['queue_metas']
+    assert meta['prev_bev_exists'] is False and tuple(single[1]['inputs']['img'].shape[:2]) == (
+        1,
+        6,
+    )
 
 
 @pytest.mark.slow  # shares a generated 6-frame dataset (~5-10 s on 2 busy cores)

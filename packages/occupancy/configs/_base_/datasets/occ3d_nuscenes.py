@@ -19,7 +19,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='OccLoadMultiViewImages', to_float32=True),
-    dict(type='LoadOccupancyGT'),
+    dict(type='LoadOccupancyGT'),  # drop for the test split (no ground truth; submission only)
     dict(type='OccNormalizeMultiViewImage', **img_norm_cfg),
     dict(type='OccPadMultiViewImage', size_divisor=32),
     dict(type='PackOccInputs'),

@@ -53,7 +53,8 @@ class OccupancyDataset(BaseDataset):
         ann_file: Info pickle (relative paths are joined with `data_root`).
         data_root: nuScenes data root that the info's image paths are relative to.
         occ_root: Root of the `occ_gt_path` entries (default: `data_root`, as in the Occ3D release).
-        queue_length: Frames per training sample (4 in the reference config; 1 disables the queue).
+        queue_length: Frames per training sample (4 in the reference config; 1 = the current frame only,
+            still packed with `queue_metas` so the model sees one format).
         load_interval: Keep every n-th sample (upstream option, for quick runs).
         pipeline: Transforms applied to every frame.
         test_mode: Single frames, no queue.
@@ -140,7 +141,7 @@ class OccupancyDataset(BaseDataset):
         return [max(0, i) for i in chosen]
 
     def prepare_data(self, index: int) -> Any:
-        if self.test_mode or self.queue_length == 1:
+        if self.test_mode:
             return self.pipeline(self.get_data_info(index))
         frames = []
         for i in self.queue_indices(index):
