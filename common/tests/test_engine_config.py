@@ -118,10 +118,20 @@ def test_runtime_defaults(tmp_path: Path) -> None:
     assert cfg.default_hooks.checkpoint.interval == 2  # arguments kept
     assert cfg.train_cfg.type == 'ResumableEpochBasedTrainLoop' and 'by_epoch' not in cfg.train_cfg
     assert cfg.test_cfg.type == 'SceneOrderedTestLoop'
+    assert cfg.train_dataloader.sampler.type == 'ResumableTrainSampler'  # was already
     assert [b['type'] for b in cfg.visualizer.vis_backends] == [
         'LocalVisBackend',
         'TensorboardVisBackend',
     ]
+
+
+def test_default_sampler_becomes_resumable_with_same_arguments(tmp_path: Path) -> None:
+    loader = dict(batch_size=2, sampler=dict(type='DefaultSampler', shuffle=False, round_up=False))
+    cfg = Config(dict(train_dataloader=loader))
+    apply_runtime_defaults(cfg, tmp_path)
+    assert cfg.train_dataloader.sampler == dict(
+        type='ResumableTrainSampler', shuffle=False, round_up=False
+    )
 
 
 def test_explicit_custom_loop_is_kept(tmp_path: Path) -> None:

@@ -164,3 +164,26 @@ def test_sample_rng_depends_only_on_seed_epoch_index() -> None:
     assert not (draw == sample_rng(1, 2, 4).random(4)).all()
     assert step_seed(7, 10, 0) == step_seed(7, 10, 0) != step_seed(7, 10, 1)
     assert 0 <= step_seed(2**40, 1, 0) < 2**32
+
+
+@pytest.mark.parametrize(
+    ('n', 'world_size', 'round_up'), [(7, 1, True), (7, 2, True), (10, 3, True), (10, 3, False)]
+)
+def test_resumable_sampler_matches_mmengine_default_sampler(
+    n: int, world_size: int, round_up: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It replaces DefaultSampler in train configs, so it must give the very same order."""
+    import mmengine.dataset.sampler as mm_sampler
+
+    ds = ToyDataset((n,))
+    for rank in range(world_size):
+        monkeypatch.setattr(mm_sampler, 'get_dist_info', lambda r=rank: (r, world_size))
+        theirs = mm_sampler.DefaultSampler(ds, shuffle=True, seed=5, round_up=round_up)
+        ours = ResumableTrainSampler(
+            ds, shuffle=True, seed=5, round_up=round_up, rank=rank, world_size=world_size
+        )
+        for epoch in (0, 3):
+            theirs.set_epoch(epoch)
+            ours.set_epoch(epoch)
+            assert list(ours) == list(theirs)
+            assert len(ours) == len(theirs)

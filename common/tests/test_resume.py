@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.registry import LOOPS
+from mmengine.dataset import DefaultSampler
+from mmengine.registry import DATA_SAMPLERS, LOOPS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 from test_engine_toys import ToyCrash, subprocess_env, toy_config_text, toy_task
 
@@ -24,6 +25,11 @@ from interndrive.common.engine.workflow import run_train
 @LOOPS.register_module(force=True)
 class PlainEpochLoopForControl(EpochBasedTrainLoop):
     """mmengine's own epoch loop under another name (apply_runtime_defaults keeps custom loops)."""
+
+
+@DATA_SAMPLERS.register_module(force=True)
+class DefaultSamplerWithoutSkip(DefaultSampler):
+    """mmengine's sampler under a name the CLI does not swap: exercises the replay-and-discard path."""
 
 
 @LOOPS.register_module(force=True)
@@ -71,7 +77,7 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize('sampler', ['ResumableTrainSampler', 'DefaultSampler'])
+@pytest.mark.parametrize('sampler', ['ResumableTrainSampler', 'DefaultSamplerWithoutSkip'])
 def test_resume_mid_epoch_reproduces_uninterrupted_weights(
     config: Path, tmp_path: Path, sampler: str
 ) -> None:

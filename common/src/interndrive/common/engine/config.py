@@ -146,6 +146,7 @@ def apply_runtime_defaults(cfg: Config, work_dir: str | os.PathLike[str]) -> Non
     - atomic checkpoints: a CheckpointHook becomes an AtomicCheckpointHook (same arguments);
     - `EpochBasedTrainLoop`/`IterBasedTrainLoop` (or `by_epoch=True/False`) become the Resumable
       loops of `loops.py`;
+    - the train dataloader's `DefaultSampler` becomes `ResumableTrainSampler` (same order);
     - val/test loops become the scene-ordered loops (identical to mmengine's for other samplers);
     - a visualizer with a local backend, plus TensorBoard when the config has `tensorboard = True`
       (also added to a visualizer the config defines).
@@ -172,6 +173,14 @@ def apply_runtime_defaults(cfg: Config, work_dir: str | os.PathLike[str]) -> Non
             train_cfg.pop('by_epoch', None)
             train_cfg['type'] = replacement
             cfg.train_cfg = train_cfg
+    loader = cfg.get('train_dataloader')
+    if isinstance(loader, dict) and isinstance(loader.get('sampler'), dict):
+        if loader['sampler'].get('type') == 'DefaultSampler':
+            # Same permutations (seed + epoch) and rank split, plus skip(): resuming mid-epoch then
+            # does not load the already trained part of the epoch again.
+            loader = dict(loader)
+            loader['sampler'] = dict(loader['sampler'], type='ResumableTrainSampler')
+            cfg.train_dataloader = loader
     for key, loop in (('val_cfg', 'SceneOrderedValLoop'), ('test_cfg', 'SceneOrderedTestLoop')):
         loop_cfg = cfg.get(key)
         if isinstance(loop_cfg, dict) and loop_cfg.get('type') in (None, 'ValLoop', 'TestLoop'):

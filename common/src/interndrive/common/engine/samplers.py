@@ -38,7 +38,8 @@ class ResumableTrainSampler(Sampler[int]):
         shuffle: Draw a new permutation each epoch; otherwise dataset order.
         seed: Base seed; None uses a seed synchronised across ranks (as mmengine's DefaultSampler).
         round_up: Pad the index list by repeating its start so every rank gets the same number of
-            samples (DDP needs equal iteration counts). Otherwise drop the tail.
+            samples (DDP needs equal iteration counts). Otherwise ranks get ceil((n - rank) / W)
+            samples each, exactly as mmengine's DefaultSampler (which this replaces in train configs).
         rank, world_size: Override the process group's values (for tests and offline planning).
     """
 
@@ -65,9 +66,10 @@ class ResumableTrainSampler(Sampler[int]):
         n = len(dataset)
         if round_up:
             self.num_samples = math.ceil(n / world_size)
+            self.total_size = self.num_samples * world_size
         else:
-            self.num_samples = n // world_size
-        self.total_size = self.num_samples * world_size
+            self.num_samples = math.ceil((n - rank) / world_size)
+            self.total_size = n
 
     def epoch_indices(self, epoch: int) -> list[int]:
         """All ranks' indices of `epoch` before splitting by rank (padded or truncated)."""
