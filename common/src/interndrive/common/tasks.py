@@ -11,7 +11,7 @@ Discovery also finds task packages that are importable but not installed as dist
 checkout on PYTHONPATH): any `interndrive.<name>.task` module exporting `TASK` counts, so entry points
 and PYTHONPATH development give the same CLI.
 
-Conventions the CLI relies on (see common/README_tooling.md):
+Conventions the CLI relies on (see common/docs/tooling.md):
 - Configs name their task with `task = '<name>'` or live in the task's `config_dir`.
 - `interndrive test --format-only --submission PATH` calls `prepare_submission(cfg, PATH)` when given;
   otherwise it sets `format_only=True` and `submission_path=PATH` on every `test_evaluator` metric.

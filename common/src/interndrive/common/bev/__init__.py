@@ -3,7 +3,7 @@
 Importing this package registers, in mmengine's root `MODELS` registry (visible from the mmdet and
 mmdet3d scopes), `BEVFormerConstructer`, `BEVFormerEncoder`, `BEVFormerLayer`,
 `TemporalSelfAttention`, `SpatialCrossAttention` and `MSDeformableAttention3D`, so task configs can
-say `type='BEVFormerConstructer'` etc. See `common/README_bev.md`.
+say `type='BEVFormerConstructer'` etc. See `common/docs/bev.md`.
 """
 
 from .checkpoint_keys import UPSTREAM_BEV_PREFIXES, extract_bev_constructor_state_dict

@@ -4,7 +4,7 @@ It owns the learned BEV queries and positional encoding, the CAN-bus MLP, the ca
 embeddings, the ego-motion alignment of the previous BEV (rotation about the ego position and a
 shift of the temporal reference points) and the `BEVFormerEncoder`.
 
-Typical configs (see `common/README_bev.md`):
+Typical configs (see `common/docs/bev.md`):
 
 * occupancy (Occ3D): 200×200 over ±40 m, `[-1, 5.4]` m, 4 layers, 8 anchors per pillar, 6 cameras,
   temporal, `ego2lidar` in the metadata, normalised by the padded size.
