@@ -101,3 +101,12 @@ def test_info_file_checks(tmp_path) -> None:
     atomic_pickle(tmp_path / 'bad.pkl', {'infos': [{'token': 'x'}], 'metadata': {}})
     with pytest.raises(OccupancyDataError, match=r'infos\[0\]: missing keys'):
         load_infos(tmp_path / 'bad.pkl')
+
+
+def test_selective_loading_skips_unneeded_arrays(tmp_path) -> None:
+    labels = _labels()
+    path = save_labels(tmp_path / 'labels.npz', labels)
+    partial = load_labels(path, keys=('mask_camera',))
+    assert partial.mask_lidar is None
+    np.testing.assert_array_equal(partial.mask_camera, labels.mask_camera)
+    np.testing.assert_array_equal(partial.semantics, labels.semantics)  # always loaded

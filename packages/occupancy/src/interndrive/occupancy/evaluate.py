@@ -98,7 +98,7 @@ def evaluate_submission(
     mask: str = 'camera',
     allow_missing: bool = False,
     occ_root: str | None = None,
-    workers: int = 4,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Scores a submission folder/zip; returns mIoU and per-class IoU in %, plus F-score if asked.
 
@@ -110,7 +110,8 @@ def evaluate_submission(
         mask: 'camera' (challenge protocol), 'lidar' or 'none'.
         allow_missing: Score only the tokens present instead of rejecting an incomplete submission.
         occ_root: Root for the `occ_gt_path` of an info pickle.
-        workers: Threads that load (decompress) frames ahead of scoring; 1 loads in the caller.
+        workers: Threads that load (decompress) frames ahead of scoring; 1 loads in the caller;
+            None = min(4, CPU count).
     """
     index = ground_truth_index(ground_truth, split, occ_root)
     if not index:
@@ -128,9 +129,12 @@ def evaluate_submission(
     fscore_metric = OccupancyFScore(mask=mask) if fscore else None
     predictions = dict(iter_submission_loaders(submission))
 
-    def load(token: str) -> tuple[np.ndarray, Any]:
-        return predictions[token](), load_labels(index[token])
+    keys = {'camera': ('mask_camera',), 'lidar': ('mask_lidar',), 'none': ()}.get(mask, ())
 
+    def load(token: str) -> tuple[np.ndarray, Any]:
+        return predictions[token](), load_labels(index[token], keys)
+
+    workers = min(4, os.cpu_count() or 1) if workers is None else workers
     for pred, labels in bounded_map(load, tokens, workers):
         miou.update(pred, labels.semantics, labels.mask_camera, labels.mask_lidar)
         if fscore_metric is not None:

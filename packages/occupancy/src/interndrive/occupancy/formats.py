@@ -16,7 +16,7 @@ import json
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,21 +62,30 @@ def gt_relative_path(scene_name: str, sample_token: str) -> str:
 
 @dataclass(frozen=True)
 class OccupancyLabels:
-    """One Occ3D ground-truth frame (arrays indexed [x, y, z])."""
+    """One Occ3D ground-truth frame (arrays indexed [x, y, z]); a mask not loaded is None."""
 
     semantics: np.ndarray
-    mask_lidar: np.ndarray
-    mask_camera: np.ndarray
+    mask_lidar: np.ndarray | None
+    mask_camera: np.ndarray | None
 
 
-def validate_labels(arrays: Mapping[str, np.ndarray], source: str) -> OccupancyLabels:
-    """Checks keys, shapes, dtypes and value ranges of a labels.npz; raises with the file name."""
-    missing = [key for key in LABEL_KEYS if key not in arrays]
+def validate_labels(
+    arrays: Mapping[str, np.ndarray], source: str, keys: Sequence[str] = LABEL_KEYS
+) -> OccupancyLabels:
+    """Checks keys, shapes, dtypes and value ranges of a labels.npz; raises with the file name.
+
+    Args:
+        arrays: Array name → array.
+        source: File name for the messages.
+        keys: The arrays that must be present and are checked (`semantics` always).
+    """
+    keys = tuple(dict.fromkeys(('semantics', *keys)))
+    missing = [key for key in keys if key not in arrays]
     if missing:
         raise OccupancyDataError(
             f'{source}: missing array(s) {missing}; an Occ3D labels.npz holds {list(LABEL_KEYS)}'
         )
-    for key in LABEL_KEYS:
+    for key in keys:
         array = arrays[key]
         if array.shape != GRID_SHAPE:
             raise OccupancyDataError(
@@ -89,22 +98,33 @@ def validate_labels(arrays: Mapping[str, np.ndarray], source: str) -> OccupancyL
             f'{source}: semantics has class id {int(arrays["semantics"].max())}, expected 0..17'
         )
     for key in ('mask_lidar', 'mask_camera'):
-        if int(arrays[key].max()) > 1:
+        if key in keys and int(arrays[key].max()) > 1:
             raise OccupancyDataError(f'{source}: {key} must hold only 0 and 1')
-    return OccupancyLabels(arrays['semantics'], arrays['mask_lidar'], arrays['mask_camera'])
+    return OccupancyLabels(
+        arrays['semantics'],
+        arrays['mask_lidar'] if 'mask_lidar' in keys else None,
+        arrays['mask_camera'] if 'mask_camera' in keys else None,
+    )
 
 
-def load_labels(path: str | os.PathLike[str]) -> OccupancyLabels:
-    """Loads and validates an Occ3D `labels.npz`."""
+def load_labels(path: str | os.PathLike[str], keys: Sequence[str] = LABEL_KEYS) -> OccupancyLabels:
+    """Loads and validates an Occ3D `labels.npz`.
+
+    Args:
+        path: The file.
+        keys: Arrays to read (`semantics` always). Scoring with the camera mask needs only
+            ('semantics', 'mask_camera'): skipping `mask_lidar` saves a third of the decompression.
+    """
     path = Path(path)
     if not path.is_file():
         raise OccupancyDataError(f'ground-truth file {str(path)!r} does not exist')
     try:
         with np.load(path) as data:
-            arrays = {key: data[key] for key in data.files}
+            wanted = set(keys) | {'semantics'}
+            arrays = {key: data[key] for key in data.files if key in wanted}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise OccupancyDataError(f'{path}: not a readable .npz file ({e})') from e
-    return validate_labels(arrays, str(path))
+    return validate_labels(arrays, str(path), keys)
 
 
 def save_labels(path: str | os.PathLike[str], labels: OccupancyLabels) -> Path:
