@@ -39,6 +39,8 @@ def test_hand_computed_case() -> None:
     assert result['free'] == pytest.approx(50.0)  # in the matrix, not in the mean
     assert math.isnan(result['bus'])  # only present in masked-out voxels
     assert result['mIoU'] == pytest.approx(100 * 5 / 9)  # mean of 1/2, 2/3, 1/2
+    # Occupied vs free: 5 occupied GT voxels all predicted occupied, 1 free voxel predicted occupied.
+    assert result['IoU_geometry'] == pytest.approx(100 * 5 / 6)
 
 
 def test_confusion_is_accumulated_over_frames_not_averaged() -> None:

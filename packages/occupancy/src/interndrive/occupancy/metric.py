@@ -143,6 +143,18 @@ def mean_iou(confusion: np.ndarray) -> float:
     return float(np.nanmean(iou))
 
 
+def geometry_iou(confusion: np.ndarray) -> float:
+    """Occupied-vs-free IoU (fraction) from the confusion matrix: any class 0..16 counts as occupied.
+
+    Not part of the challenge score; later works report it next to mIoU as "IoU".
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    occupied = slice(0, NUM_SEMANTIC_CLASSES)
+    tp = confusion[occupied, occupied].sum()
+    union = tp + confusion[FREE_LABEL, occupied].sum() + confusion[occupied, FREE_LABEL].sum()
+    return float(tp / union) if union else float('nan')
+
+
 class OccupancyMIoU:
     """Streaming challenge mIoU: feed frames (or batches) with `update`, read `compute()`.
 
@@ -180,12 +192,14 @@ class OccupancyMIoU:
         self.num_frames += other.num_frames
 
     def compute(self) -> dict[str, float]:
-        """Returns {'mIoU': %, '<class name>': IoU % for classes 0..16, 'num_frames': n}."""
+        """Returns {'mIoU': %, '<class name>': IoU % for classes 0..16 and free, 'IoU_geometry': %
+        (occupied vs free), 'num_frames': n}."""
         iou = per_class_iou(self.confusion)
         result = {'mIoU': mean_iou(self.confusion) * 100.0}
         for index in range(NUM_SEMANTIC_CLASSES):
             result[CLASS_NAMES[index]] = float(iou[index]) * 100.0
         result['free'] = float(iou[FREE_LABEL]) * 100.0
+        result['IoU_geometry'] = geometry_iou(self.confusion) * 100.0
         result['num_frames'] = float(self.num_frames)
         return result
 
