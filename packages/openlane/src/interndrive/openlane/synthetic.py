@@ -79,7 +79,11 @@ def _curve(
 
 
 def make_annotation(
-    rng: np.random.Generator, num_roads: int = 4, segments_per_road: int = 3, num_tes: int = 4
+    rng: np.random.Generator,
+    num_roads: int = 4,
+    segments_per_road: int = 3,
+    num_tes: int = 4,
+    image_scale: float = 1.0,
 ) -> dict[str, Any]:
     """One frame's annotation (JSON-able lists, like an info JSON's `annotation`).
 
@@ -88,6 +92,8 @@ def make_annotation(
         num_roads: Parallel roads; each is a chain of `segments_per_road` successive lanes.
         segments_per_road: Lanes per road; consecutive ones are connected in `topology_lclc`.
         num_tes: Traffic elements in the front image, each linked to the first lane of a road.
+        image_scale: Size of the front image relative to the real 1550×2048: boxes are in the
+            pixels of the image written (as in the real data, where both are full size).
     """
     lanes: list[np.ndarray] = []
     lclc_edges: list[tuple[int, int]] = []
@@ -110,12 +116,12 @@ def make_annotation(
     lclc = np.zeros((num_lanes, num_lanes), dtype=int)
     for a, b in lclc_edges:
         lclc[a, b] = 1
-    width, height = PORTRAIT_IMAGE_SIZE
+    width, height = PORTRAIT_IMAGE_SIZE[0] * image_scale, PORTRAIT_IMAGE_SIZE[1] * image_scale
     tes = []
     lcte = np.zeros((num_lanes, num_tes), dtype=int)
     for k in range(num_tes):
         attribute = int(rng.integers(0, NUM_ATTRIBUTES))
-        w, h = rng.uniform(30, 160), rng.uniform(30, 160)
+        w, h = rng.uniform(30, 160) * image_scale, rng.uniform(30, 160) * image_scale
         x1, y1 = rng.uniform(0, width - w), rng.uniform(0, height / 2 - h)
         tes.append(
             {
@@ -168,7 +174,7 @@ def make_frame_info(
         },
     }
     if with_annotation:
-        info['annotation'] = make_annotation(rng, **annotation_options)
+        info['annotation'] = make_annotation(rng, image_scale=image_scale, **annotation_options)
     return info
 
 
@@ -203,9 +209,8 @@ def _render_image(info: Mapping[str, Any], camera: str, size: tuple[int, int]) -
         uv = (pts @ k.T)[:, :2] / pts[:, 2:3]
         cv2.polylines(img, [uv.round().astype(np.int32)], False, (255, 255, 255), 2)
     if camera == CAMERAS[0]:
-        scale = width / PORTRAIT_IMAGE_SIZE[0]
         for te in info.get('annotation', {}).get('traffic_element', []):
-            (x1, y1), (x2, y2) = (np.asarray(te['points']) * scale).round().astype(int)
+            (x1, y1), (x2, y2) = np.asarray(te['points']).round().astype(int)
             colour = (0, 0, 255) if te['attribute'] == 1 else (0, 200, 0)
             cv2.rectangle(img, (x1, y1), (x2, y2), colour, -1)
     return img

@@ -98,8 +98,6 @@ def render_frame(
         )
         image = np.full((height, width, 3), 200, np.uint8)
     height, width = image.shape[:2]
-    # TE boxes are in full-resolution pixels; scale them to the image actually shown.
-    box_scale = width / PORTRAIT_IMAGE_SIZE[0]
 
     fig = Figure(figsize=(14, 7.5), dpi=100)
     FigureCanvasAgg(fig)
@@ -123,7 +121,7 @@ def render_frame(
         if uv is not None:
             ax_pv.plot(uv[:, 0], uv[:, 1], color=PRED_COLOUR, lw=1.0, ls='--')
     for j, te in enumerate(ann['traffic_element']):
-        (x1, y1), (x2, y2) = np.asarray(te['points'], dtype=np.float64) * box_scale
+        (x1, y1), (x2, y2) = np.asarray(te['points'], dtype=np.float64)
         colour = _attribute_colour(te['attribute'])
         ax_pv.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=2))
         ax_pv.text(
@@ -141,7 +139,7 @@ def render_frame(
                 )
     for j in pred_tes:
         te = prediction['traffic_element'][j]
-        (x1, y1), (x2, y2) = np.asarray(te['points'], dtype=np.float64) * box_scale
+        (x1, y1), (x2, y2) = np.asarray(te['points'], dtype=np.float64)
         ax_pv.add_patch(
             Rectangle(
                 (x1, y1),
