@@ -204,3 +204,11 @@ def test_trainval_version_uses_train_and_val_scenes(tmp_path) -> None:
     written = create_occ_infos(tmp_path, tmp_path, version='v1.0-trainval')
     assert [i['scene_name'] for i in load_infos(written['train'])['infos']] == ['scene-0001']
     assert [i['scene_name'] for i in load_infos(written['val'])['infos']] == ['scene-0003']
+
+
+def test_make_demo_data(tmp_path) -> None:
+    from interndrive.occupancy.demo_data import make_demo_data
+
+    demo = make_demo_data(tmp_path, num_scenes=2, samples_per_scene=1, image_size=(32, 18))
+    assert demo.train_infos.is_file() and demo.val_infos.is_file()
+    assert demo.root == tmp_path / 'data' and len(demo.val_tokens) == 1
