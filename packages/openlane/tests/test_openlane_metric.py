@@ -180,3 +180,28 @@ def test_bad_arguments_are_named():
     del preds[next(iter(preds))]
     with pytest.raises(KeyError, match='no predictions'):
         evaluate_frames(gts, preds, '1.0')
+
+
+def test_solver_without_vectorised_ortools_api_gives_the_same_matching(monkeypatch):
+    """OR-Tools < 9.8 lacks the vectorised arc/supply/flow calls: the per-arc fallback builds the
+    same graph in the same order, hence the same optimal matching."""
+    from ortools.graph.python import min_cost_flow
+
+    from interndrive.openlane.metric import f_score_solver
+
+    cost = np.random.default_rng(0).integers(0, 200, size=(7, 9))
+    fast = f_score_solver.solve_min_cost_assignment(cost)
+
+    class PerArcOnly:
+        def __init__(self):
+            self._solver = min_cost_flow.SimpleMinCostFlow()
+            self.OPTIMAL = self._solver.OPTIMAL
+
+        def __getattr__(self, name):
+            if name in ('add_arcs_with_capacity_and_unit_cost', 'set_nodes_supplies', 'flows'):
+                raise AttributeError(name)
+            return getattr(self._solver, name)
+
+    monkeypatch.setattr(f_score_solver.min_cost_flow, 'SimpleMinCostFlow', PerArcOnly)
+    assert f_score_solver.solve_min_cost_assignment(cost) == fast
+    assert len(fast) == 7 and len({j for _, j, _ in fast}) == 7

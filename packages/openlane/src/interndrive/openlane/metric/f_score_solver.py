@@ -34,13 +34,23 @@ def solve_min_cost_assignment(cost: np.ndarray) -> list[tuple[int, int, int]]:
         [np.zeros(num_gt, int), cost.reshape(-1).astype(np.int32), np.zeros(num_pred, int)]
     ).astype(np.int64)
     solver = min_cost_flow.SimpleMinCostFlow()
-    solver.add_arcs_with_capacity_and_unit_cost(tails, heads, capacities, costs)
     supplies = np.zeros(sink + 1, dtype=np.int64)
     supplies[0], supplies[sink] = min(num_gt, num_pred), -min(num_gt, num_pred)
-    solver.set_nodes_supplies(np.arange(sink + 1), supplies)
+    pair_arcs = np.arange(num_gt, num_gt + num_gt * num_pred)
+    if hasattr(solver, 'add_arcs_with_capacity_and_unit_cost'):  # vectorised API (OR-Tools ≥ 9.8)
+        solver.add_arcs_with_capacity_and_unit_cost(tails, heads, capacities, costs)
+        solver.set_nodes_supplies(np.arange(sink + 1), supplies)
+    else:
+        for arc in zip(tails.tolist(), heads.tolist(), capacities.tolist(), costs.tolist()):
+            solver.add_arc_with_capacity_and_unit_cost(*arc)
+        for node, supply in enumerate(supplies.tolist()):
+            solver.set_node_supply(node, supply)
     if solver.solve() != solver.OPTIMAL:
         return []
-    pair_arcs = np.arange(num_gt, num_gt + num_gt * num_pred)
-    used = pair_arcs[solver.flows(pair_arcs) > 0]
+    if hasattr(solver, 'flows'):
+        flows = solver.flows(pair_arcs)
+    else:
+        flows = np.array([solver.flow(int(a)) for a in pair_arcs])
+    used = pair_arcs[flows > 0]
     rows, cols = np.divmod(used - num_gt, num_pred)
     return [(int(i), int(j), int(costs[a])) for i, j, a in zip(rows, cols, used)]
