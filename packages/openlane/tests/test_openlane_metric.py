@@ -191,10 +191,11 @@ def test_solver_without_vectorised_ortools_api_gives_the_same_matching(monkeypat
 
     cost = np.random.default_rng(0).integers(0, 200, size=(7, 9))
     fast = f_score_solver.solve_min_cost_assignment(cost)
+    real_solver = min_cost_flow.SimpleMinCostFlow
 
     class PerArcOnly:
         def __init__(self):
-            self._solver = min_cost_flow.SimpleMinCostFlow()
+            self._solver = real_solver()
             self.OPTIMAL = self._solver.OPTIMAL
 
         def __getattr__(self, name):
