@@ -106,3 +106,20 @@ def test_identical_to_official_evaluate(devkit_evaluate, version, seed, ties, va
     assert ours.keys() == set(METRIC_KEYS)
     for key in METRIC_KEYS:
         assert abs(ours[key] - theirs[key]) <= 1e-6, (key, ours[key], theirs[key])
+
+
+def test_pure_modules_import_no_heavy_stack():
+    """Offline scoring stays light: the metric, formats, submission, converter, generator and
+    visualisation import neither torch nor OpenMMLab nor the devkit."""
+    import subprocess
+    import sys
+
+    code = (
+        'import sys\n'
+        'import interndrive.openlane.evaluation, interndrive.openlane.convert, '
+        'interndrive.openlane.synthetic, interndrive.openlane.visualize, interndrive.openlane.targets, '
+        'interndrive.openlane.image_ops, interndrive.openlane.metric.reference\n'
+        "print(sorted(m for m in ('torch', 'mmcv', 'mmdet', 'mmdet3d', 'mmengine', 'openlanev2') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == '[]', out.stdout + out.stderr
