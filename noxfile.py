@@ -66,7 +66,8 @@ def _dcnv3_wheel(session: nox.Session, *, cuda: str = 'OFF') -> str:
 
 def _install(session: nox.Session, *packages: str, with_mm: bool = True) -> None:
     base_env.install_base(_run_pip(session), with_mm=with_mm)
-    local = [str(ROOT / p) for p in packages if p != 'dcnv3']
+    # `[test]` pulls a package's test-only needs where it declares them (pip ignores a missing extra).
+    local = [f'{ROOT / p}[test]' for p in packages if p != 'dcnv3']
     session.install('-c', CONSTRAINTS, _dcnv3_wheel(session), *local)
     if 'packages/openlane' in packages:
         session.install('--no-deps', OPENLANEV2)
