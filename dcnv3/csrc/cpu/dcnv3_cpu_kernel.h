@@ -45,7 +45,9 @@ using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 // loop, dominates when group_channels is small: 16 in InternImage).
 template <typename A>
 struct PixelCorners {
-  std::vector<int32_t> idx[4];  // pixel number y * W + x of corners (y0,x0) (y0,x1) (y1,x0) (y1,x1)
+  // Element offset (y * W + x) * C of corners (y0,x0) (y0,x1) (y1,x0) (y1,x1): precomputed here, in
+  // the vectorised loop, so the channel loops do no index arithmetic.
+  std::vector<int64_t> idx[4];
   std::vector<A> wt[4];         // bilinear weight of each corner (mask folded in for the forward)
   std::vector<A> frac_h, frac_w, mask, inside;  // backward only
   PixelCorners(int64_t n, bool backward) {
@@ -89,17 +91,17 @@ void make_grid(const Dcnv3Params& p, std::vector<A>& gx, std::vector<A>& gy) {
 template <bool kBackward, typename T, typename A>
 inline void locate_pixel(int64_t n, const T* __restrict off, const T* __restrict msk,
                          const A* __restrict gx, const A* __restrict gy, A p0_w, A p0_h, A scale,
-                         int32_t height, int32_t width, PixelCorners<A>& pc) {
-  int32_t* __restrict i0 = pc.idx[0].data();
-  int32_t* __restrict i1 = pc.idx[1].data();
-  int32_t* __restrict i2 = pc.idx[2].data();
-  int32_t* __restrict i3 = pc.idx[3].data();
+                         int32_t height, int32_t width, int64_t channels, PixelCorners<A>& pc) {
+  int64_t* __restrict i0 = pc.idx[0].data();
+  int64_t* __restrict i1 = pc.idx[1].data();
+  int64_t* __restrict i2 = pc.idx[2].data();
+  int64_t* __restrict i3 = pc.idx[3].data();
   A* __restrict w0 = pc.wt[0].data();
   A* __restrict w1 = pc.wt[1].data();
   A* __restrict w2 = pc.wt[2].data();
   A* __restrict w3 = pc.wt[3].data();
   const A fh = static_cast<A>(height), fw = static_cast<A>(width);
-  const int32_t invalid = kBackward ? -1 : 0;
+  const int64_t invalid = kBackward ? -1 : 0;
   // The 8 output streams exceed GCC's default number of run-time alias checks; they never overlap.
 #pragma GCC ivdep
   for (int64_t j = 0; j < n; ++j) {
@@ -123,11 +125,12 @@ inline void locate_pixel(int64_t n, const T* __restrict off, const T* __restrict
     const int32_t y0 = in & (h0 >= 0), y1 = in & (h0 + 1 < height);
     const int32_t xa = x0 >= 0, xb = x0 + 1 < width;
     const int32_t c0 = y0 & xa, c1 = y0 & xb, c2 = y1 & xa, c3 = y1 & xb;
-    const int32_t base = h0 * width + x0;
+    const int64_t base = static_cast<int64_t>(h0 * width + x0) * channels;
+    const int64_t row = static_cast<int64_t>(width) * channels;
     i0[j] = c0 ? base : invalid;
-    i1[j] = c1 ? base + 1 : invalid;
-    i2[j] = c2 ? base + width : invalid;
-    i3[j] = c3 ? base + width + 1 : invalid;
+    i1[j] = c1 ? base + channels : invalid;
+    i2[j] = c2 ? base + row : invalid;
+    i3[j] = c3 ? base + row + channels : invalid;
     w0[j] = hh * hw * scale_w * static_cast<A>(c0);
     w1[j] = hh * lw * scale_w * static_cast<A>(c1);
     w2[j] = lh * hw * scale_w * static_cast<A>(c2);
@@ -142,20 +145,43 @@ inline void locate_pixel(int64_t n, const T* __restrict off, const T* __restrict
 }
 
 // dst[0:B] = sum over the group's points and corners of weight * src[corner][0:B]; B is a
-// compile-time constant so the accumulators stay in vector registers.
+// compile-time constant so the accumulators stay in vector registers. One accumulator set per corner
+// (two when B is large): with a single chain the 36 dependent FMAs of a 3x3 group are bound by FMA
+// latency, not throughput.
 template <int B, typename T, typename A>
-inline void gather_block(const T* __restrict src, int64_t channels, const PixelCorners<A>& pc,
-                         int64_t first, int64_t points, T* __restrict dst) {
-  A acc[B];
-  for (int c = 0; c < B; ++c) acc[c] = A(0);
-  for (int64_t j = first; j < first + points; ++j) {
-    for (int q = 0; q < 4; ++q) {
-      const T* __restrict s = src + static_cast<int64_t>(pc.idx[q][j]) * channels;
-      const A w = pc.wt[q][j];
-      for (int c = 0; c < B; ++c) acc[c] += w * static_cast<A>(s[c]);
+inline void gather_block(const T* __restrict src, const PixelCorners<A>& pc, int64_t first,
+                         int64_t points, T* __restrict dst) {
+  constexpr int kSets = B * sizeof(A) > 64 ? 2 : 4;
+  const int64_t* __restrict i0 = pc.idx[0].data() + first;
+  const int64_t* __restrict i1 = pc.idx[1].data() + first;
+  const int64_t* __restrict i2 = pc.idx[2].data() + first;
+  const int64_t* __restrict i3 = pc.idx[3].data() + first;
+  const A* __restrict w0 = pc.wt[0].data() + first;
+  const A* __restrict w1 = pc.wt[1].data() + first;
+  const A* __restrict w2 = pc.wt[2].data() + first;
+  const A* __restrict w3 = pc.wt[3].data() + first;
+  A acc[kSets][B];
+  for (int k = 0; k < kSets; ++k) {
+    for (int c = 0; c < B; ++c) acc[k][c] = A(0);
+  }
+  for (int64_t j = 0; j < points; ++j) {
+    const T* __restrict s0 = src + i0[j];
+    const T* __restrict s1 = src + i1[j];
+    const T* __restrict s2 = src + i2[j];
+    const T* __restrict s3 = src + i3[j];
+    const A a0 = w0[j], a1 = w1[j], a2 = w2[j], a3 = w3[j];
+    for (int c = 0; c < B; ++c) {
+      acc[0][c] += a0 * static_cast<A>(s0[c]);
+      acc[1][c] += a1 * static_cast<A>(s1[c]);
+      acc[kSets == 4 ? 2 : 0][c] += a2 * static_cast<A>(s2[c]);
+      acc[kSets == 4 ? 3 : 1][c] += a3 * static_cast<A>(s3[c]);
     }
   }
-  for (int c = 0; c < B; ++c) dst[c] = static_cast<T>(acc[c]);
+  for (int c = 0; c < B; ++c) {
+    A total = acc[0][c] + acc[1][c];
+    if constexpr (kSets == 4) total += acc[2][c] + acc[3][c];
+    dst[c] = static_cast<T>(total);
+  }
 }
 
 template <typename T, typename A>
@@ -165,7 +191,7 @@ inline void gather_tail(const T* __restrict src, int64_t channels, const PixelCo
     A acc = A(0);
     for (int64_t j = first; j < first + points; ++j) {
       for (int q = 0; q < 4; ++q) {
-        acc += pc.wt[q][j] * static_cast<A>(src[static_cast<int64_t>(pc.idx[q][j]) * channels + c]);
+        acc += pc.wt[q][j] * static_cast<A>(src[pc.idx[q][j] + c]);
       }
     }
     dst[c] = static_cast<T>(acc);
@@ -178,10 +204,10 @@ inline void gather_channels(const T* src, int64_t channels, const PixelCorners<A
                             int64_t first, int64_t points, T* dst, int64_t cg) {
   int64_t c = 0;
   if constexpr (std::is_same_v<A, float>) {
-    for (; c + 32 <= cg; c += 32) gather_block<32>(src + c, channels, pc, first, points, dst + c);
+    for (; c + 32 <= cg; c += 32) gather_block<32>(src + c, pc, first, points, dst + c);
   }
-  for (; c + 16 <= cg; c += 16) gather_block<16>(src + c, channels, pc, first, points, dst + c);
-  for (; c + 8 <= cg; c += 8) gather_block<8>(src + c, channels, pc, first, points, dst + c);
+  for (; c + 16 <= cg; c += 16) gather_block<16>(src + c, pc, first, points, dst + c);
+  for (; c + 8 <= cg; c += 8) gather_block<8>(src + c, pc, first, points, dst + c);
   if (c < cg) gather_tail(src + c, channels, pc, first, points, dst + c, cg - c);
 }
 
@@ -215,7 +241,7 @@ void forward_impl(const Dcnv3Params& p, const at::Tensor& input, const at::Tenso
         const int64_t pix = row * Wo + wo;
         const A p0_w = static_cast<A>(half_w - p.pad_w + wo * p.stride_w);
         locate_pixel<false>(GP, off + pix * GP * 2, msk + pix * GP, gx.data(), gy.data(), p0_w,
-                            p0_h, scale, H, W, pc);
+                            p0_h, scale, H, W, C, pc);
         T* out_pix = out + pix * C;
         for (int64_t g = 0; g < G; ++g) {
           gather_channels<T, A>(in_n + g * Cg, C, pc, g * P, P, out_pix + g * Cg, Cg);
@@ -310,7 +336,7 @@ inline void backward_row(const Dcnv3Params& p, int64_t row, const T* go, const T
     const int64_t pix = row * Wo + wo;
     const A p0_w = static_cast<A>(half_w - p.pad_w + wo * p.stride_w);
     locate_pixel<true>(GP, off + pix * GP * 2, msk + pix * GP, gx.data(), gy.data(), p0_w, p0_h,
-                       scale, H, W, pc);
+                       scale, H, W, C, pc);
     T* goff_pix = goff + pix * GP * 2;
     T* gmsk_pix = gmsk + pix * GP;
     for (int64_t g = 0; g < G; ++g) {
@@ -324,10 +350,9 @@ inline void backward_row(const Dcnv3Params& p, int64_t row, const T* go, const T
         A* gq[4];
         A w[4];
         for (int q = 0; q < 4; ++q) {
-          const int32_t corner = pc.idx[q][j];
-          const int64_t at = static_cast<int64_t>(corner) * C;
-          v[q] = corner >= 0 ? in_g + at : scratch.zeros.data();
-          gq[q] = corner >= 0 ? gin_g + at : scratch.sink.data();
+          const int64_t corner = pc.idx[q][j];
+          v[q] = corner >= 0 ? in_g + corner : scratch.zeros.data();
+          gq[q] = corner >= 0 ? gin_g + corner : scratch.sink.data();
           w[q] = pc.wt[q][j];
         }
         A dot_s = A(0), dot_x = A(0), dot_y = A(0);
