@@ -206,3 +206,25 @@ def test_solver_without_vectorised_ortools_api_gives_the_same_matching(monkeypat
     monkeypatch.setattr(f_score_solver.min_cost_flow, 'SimpleMinCostFlow', PerArcOnly)
     assert f_score_solver.solve_min_cost_assignment(cost) == fast
     assert len(fast) == 7 and len({j for _, j, _ in fast}) == 7
+
+
+def test_recall_levels_equal_the_devkit_percentile_lookup():
+    from interndrive.openlane.metric.detection import EPS32, recall_levels
+
+    def devkit_way(num_gts, tp, confidence):
+        order = np.argsort(-confidence)
+        recalls = np.cumsum(tp[order], axis=0) / np.maximum(num_gts, EPS32)
+        taken = np.percentile(recalls, np.arange(10, 101, 10), method='closest_observation')
+        last = {r: i for i, r in enumerate(recalls)}
+        return confidence[order][np.asarray([last[t] for t in taken])]
+
+    rng = np.random.default_rng(0)
+    for k in range(2000):
+        n, num_gts = int(rng.integers(1, 60)), int(rng.integers(0, 50))
+        tp = (rng.random(n) < rng.random()).astype(np.float32)
+        conf = [rng.random(n), np.round(rng.random(n), 1), np.ones(n)][k % 3].astype(
+            [np.float32, np.float64][k % 2]
+        )  # distinct, tied and all-equal confidences
+        np.testing.assert_array_equal(
+            recall_levels(num_gts, tp, conf), devkit_way(num_gts, tp, conf)
+        )

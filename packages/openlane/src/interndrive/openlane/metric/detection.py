@@ -68,15 +68,27 @@ def greedy_match(
     return tp, match
 
 
+_DECILES = np.arange(10, 101, 10) / 100  # np.percentile's q / 100, bit for bit
+
+
 def recall_levels(num_gts: int, tp: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """Confidence at which the frame's recall curve reaches its 10th, …, 100th percentile."""
+    """Confidence at which the frame's recall curve reaches its 10th, …, 100th percentile.
+
+    The devkit's `np.percentile(recalls, 10..100, method='closest_observation')` followed by a
+    {recall: last index} lookup, computed directly: the recall curve is already sorted, so the
+    percentile is the observation at numpy's closest-observation index (n·q − 1.5, rounded to the
+    next index unless it falls exactly on an even one), and the lookup is a right-sided search.
+    """
     if len(tp) == 0:
         return np.zeros(0)
     order = np.argsort(-confidence)
     recalls = np.cumsum(tp[order], axis=0) / np.maximum(num_gts, EPS32)
-    taken = np.percentile(recalls, np.arange(10, 101, 10), method='closest_observation')
-    last = {r: i for i, r in enumerate(recalls)}
-    return confidence[order][np.asarray([last[t] for t in taken])]
+    index = len(recalls) * _DECILES - 1 - 0.5
+    below = np.floor(index)
+    pick = np.where((index - below == 0) & (below % 2 == 0), below, below + 1).astype(np.intp)
+    taken = recalls[np.maximum(pick, 0)]
+    last = np.searchsorted(recalls, taken, side='right') - 1
+    return confidence[order][last]
 
 
 def eleven_point_ap(tp: np.ndarray, num_gts: int) -> np.float32:
