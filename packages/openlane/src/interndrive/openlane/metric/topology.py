@@ -141,20 +141,32 @@ def topology_mean_ap(
     total_vertices = sum(r.shape[0] * (g.shape[0] + g.shape[1]) for g, _, r, _ in frames)
     if total_vertices == 0:
         return 0.0
+    # Variants of a frame with the same matches (v1.0 confidence levels that select the same
+    # predictions) have the same vertex APs: rank each distinct one once, weighted by its count.
+    unique_frames = []
+    for g, p, r, c in frames:
+        _, first, counts = np.unique(
+            np.concatenate([r, c], axis=1), axis=0, return_index=True, return_counts=True
+        )
+        unique_frames.append((g, p, r[first], c[first], counts))
     total = 0.0
     for axis in (0, 1):
-        parts = [matched_vertex_rows(g, p, r, c, fill_scale, axis) for g, p, r, c in frames]
-        parts = [(gr, sc) for _, _, gr, sc in parts if len(gr)]
+        parts = []
+        for g, p, r, c, counts in unique_frames:
+            var_idx, _, gr, sc = matched_vertex_rows(g, p, r, c, fill_scale, axis)
+            if len(gr):
+                parts.append((gr, sc, counts[var_idx]))
         if not parts:
             continue
-        width = max(gr.shape[1] for gr, _ in parts)
-        dtype = np.result_type(*[sc.dtype for _, sc in parts])
-        gt_rows = np.zeros((sum(len(gr) for gr, _ in parts), width), dtype=np.int8)
+        width = max(gr.shape[1] for gr, _, _ in parts)
+        dtype = np.result_type(*[sc.dtype for _, sc, _ in parts])
+        gt_rows = np.zeros((sum(len(gr) for gr, _, _ in parts), width), dtype=np.int8)
         scores = np.zeros(gt_rows.shape, dtype=dtype)
         start = 0
-        for gr, sc in parts:
+        for gr, sc, _ in parts:
             gt_rows[start : start + len(gr), : gr.shape[1]] = gr != 0
             scores[start : start + len(gr), : sc.shape[1]] = sc
             start += len(gr)
-        total += float(vertex_aps(gt_rows, scores).sum())
+        weights = np.concatenate([w for _, _, w in parts])
+        total += float((vertex_aps(gt_rows, scores) * weights).sum())
     return total / total_vertices
