@@ -21,7 +21,8 @@ def evaluate_files(
     ground_truth_file: str | os.PathLike,
     *,
     strict_tokens: bool = False,
-    warn: TextIO | None = sys.stderr,
+    warn: bool = True,
+    stream: TextIO | None = None,
 ) -> dict[str, float]:
     """Chamfer AP of a submission file against an annotation file.
 
@@ -30,16 +31,17 @@ def evaluate_files(
         ground_truth_file: Annotation .json `{segment: [frame]}`.
         strict_tokens: Fail when ground-truth frames are missing from the submission (by default they
             are scored as empty, like the challenge does, with a warning).
-        warn: Where validation warnings are printed (None: nowhere).
+        warn: Print validation warnings.
+        stream: Where to print them (default: the current `sys.stderr`).
 
     Returns:
         The flat mapping of `metric.chamfer_ap` (fractions in [0, 1]).
     """
     gts = ground_truth(load_annotations(ground_truth_file))
     data, report = load_submission(submission, gts.keys(), strict_tokens=strict_tokens)
-    if warn is not None:
+    if warn:
         for w in report.warnings:
-            print(f'interndrive evaluate hdmap: warning: {w}', file=warn)
+            print(f'interndrive evaluate hdmap: warning: {w}', file=stream or sys.stderr)
     return chamfer_ap(gts, data['results'])
 
 
