@@ -105,8 +105,12 @@ def f_score(gts: Mapping, preds: Mapping) -> float:
     pred) and they match no sample; only overlapping pairs are costed sample by sample.
     """
     tokens = list(preds)
-    gt_frames = [_usable([x['points'] for x in gts[t]['lane_centerline']]) for t in tokens]
-    pred_frames = [_usable([x['points'] for x in preds[t]['lane_centerline']]) for t in tokens]
+    gt_frames = [
+        _usable([np.asarray(x['points']) for x in gts[t]['lane_centerline']]) for t in tokens
+    ]
+    pred_frames = [
+        _usable([np.asarray(x['points']) for x in preds[t]['lane_centerline']]) for t in tokens
+    ]
     gy, gz, gv = _resample_all([x for f in gt_frames for x in f])
     py, pz, pv = _resample_all([x for f in pred_frames for x in f])
     # Lanes need more than one visible sample.

@@ -3,8 +3,9 @@
 For one frame, every evaluation variant (10 confidence levels × thresholds in v1.0, thresholds in
 v1.1) builds a GT-sized predicted adjacency matrix (matched predictions' edge scores; unmatched
 entries filled from the GT so they count as wrong), and every row and every column is a vertex
-whose candidate neighbours are the entries > 0.5, ranked by score. All rows and columns of all
-variants of a frame are ranked in one stable sort.
+whose candidate neighbours are the entries > 0.5, ranked by score. Vertices of unmatched GT
+elements score 0 in closed form; the matched ones of all frames and variants are ranked in one
+stable sort per axis, each distinct variant of a frame once.
 
 Ties: the devkit ranks with `np.argsort(-conf)` (quicksort, not stable), so among equal scores
 with different correctness its result depends on numpy's sort kernel. Vertices with such a
