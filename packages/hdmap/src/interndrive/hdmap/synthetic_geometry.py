@@ -78,16 +78,15 @@ def random_map(
 
     Args:
         rng: Random generator.
-        counts: Exact number of polylines per class; None draws a typical frame (2-12 per class).
+        counts: Exact number of polylines per class (dense synthetic layouts, for benchmarks); None
+            draws a coherent street scene (`_street_scene`).
 
     Returns:
         class name -> list of (N, 4) float64 polylines (x, y, z, visibility).
     """
-    want = counts or {
-        'ped_crossing': int(rng.integers(0, 4)),
-        'divider': int(rng.integers(2, 12)),
-        'boundary': int(rng.integers(2, 8)),
-    }
+    if counts is None:
+        return _street_scene(rng)
+    want = counts
     roads = [(np.array([-40.0, rng.uniform(-4, 4)]), rng.uniform(-0.15, 0.15), 80.0)]
     if rng.random() < 0.5:
         roads.append(
@@ -123,6 +122,57 @@ def random_map(
         picked = rng.permutation(len(lines))[: want[c]]
         result[c] = [_with_z_vis(rng, lines[i]) for i in sorted(picked)]
     return result
+
+
+def _street_scene(rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """A main road along the driving direction (2-4 lanes), sometimes an intersection with a crossing
+    road; lane lines stop at the intersection, crossings lie at its edges (or mid-block)."""
+    heading = rng.uniform(-0.08, 0.08)
+    centre = _curve(rng, np.array([-40.0, rng.uniform(-3.0, 3.0)]), heading, 80.0)
+    n_lanes = int(rng.integers(2, 5))
+    half = n_lanes * 3.5 / 2
+    inter_x = rng.uniform(-15, 20) if rng.random() < 0.5 else None
+    out: dict[str, list[np.ndarray]] = {c: [] for c in CLASSES}
+
+    def cut(xy: np.ndarray, gap_half: float) -> list[np.ndarray]:
+        if inter_x is None:
+            return [xy]
+        keep_a, keep_b = xy[:, 0] < inter_x - gap_half, xy[:, 0] > inter_x + gap_half
+        return [xy[k] for k in (keep_a, keep_b) if k.sum() >= 2]
+
+    cross_half = 0.0
+    if inter_x is not None:
+        cross_lanes = int(rng.integers(2, 4))
+        cross_half = cross_lanes * 3.5 / 2
+        cross = _curve(rng, np.array([inter_x, -25.0]), np.pi / 2 + rng.uniform(-0.1, 0.1), 50.0)
+        for k in range(1, cross_lanes):
+            for piece in _cut_y(_offset(cross, -cross_half + 3.5 * k), centre, half + 1.5):
+                out['divider'] += _clip(piece)
+        for side in (-1, 1):
+            for piece in _cut_y(_offset(cross, side * (cross_half + 0.5)), centre, half + 0.5):
+                out['boundary'] += _clip(piece)
+    for k in range(1, n_lanes):
+        for piece in cut(_offset(centre, -half + 3.5 * k), cross_half + 5.0):
+            out['divider'] += _clip(piece)
+    for side in (-1, 1):
+        for piece in cut(_offset(centre, side * (half + 0.5)), cross_half + 0.5):
+            out['boundary'] += _clip(piece)
+    spots = [inter_x - cross_half - 4.5, inter_x + cross_half + 0.5] if inter_x is not None else []
+    if rng.random() < 0.4:
+        spots.append(rng.uniform(-25, 25))
+    for x0 in spots:
+        a = _offset(centre, -half)[np.argmin(np.abs(centre[:, 0] - x0))]
+        b = _offset(centre, half)[np.argmin(np.abs(centre[:, 0] - x0))]
+        step = np.array([4.0, 0.0])
+        out['ped_crossing'] += _clip(np.array([a, b, b + step, a + step, a]))
+    return {c: [_with_z_vis(rng, line) for line in out[c]] for c in CLASSES}
+
+
+def _cut_y(xy: np.ndarray, centre: np.ndarray, gap_half: float) -> list[np.ndarray]:
+    """Pieces of a crossing-road line outside the main road's band (|y − centre y| > gap_half)."""
+    y_main = np.interp(xy[:, 0], centre[:, 0], centre[:, 1])
+    below, above = xy[:, 1] < y_main - gap_half, xy[:, 1] > y_main + gap_half
+    return [xy[k] for k in (below, above) if k.sum() >= 2]
 
 
 def noisy_predictions(
