@@ -123,3 +123,15 @@ def test_pure_modules_import_no_heavy_stack():
     )
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == '[]', out.stdout + out.stderr
+
+
+def test_v1_0_wheel_unpacks_under_another_name(tmp_path, devkit_evaluate):
+    devkit_evaluate('1.0')  # skips when the 1.0.0 wheel cannot be obtained
+    wheel = devkit_compat.DEFAULT_CACHE / devkit_compat.V1_0_WHEEL_NAME
+    evaluate = devkit_compat.load_devkit_evaluate('1.0', wheel=wheel, cache=tmp_path)
+    assert evaluate.__module__ == 'openlanev2_v1_0.evaluation.evaluate'
+    assert (
+        tmp_path / 'openlanev2-1.0.0' / 'openlanev2_v1_0' / 'evaluation' / 'evaluate.py'
+    ).is_file()
+    with pytest.raises(ImportError, match=r'pip download --no-deps openlanev2==1\.0\.0'):
+        devkit_compat.load_devkit_evaluate('1.0', cache=tmp_path / 'empty')

@@ -145,9 +145,13 @@ def _import_v1_0(wheel: Path, cache: Path) -> types.ModuleType:
                 if name.startswith('openlanev2/'):
                     zf.extract(name, tmp)
         (tmp / 'openlanev2').rename(tmp / V1_0_PACKAGE)
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
+        try:
+            os.replace(tmp, root)
+        except OSError:  # another process unpacked it first (or a stale copy): keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (root / V1_0_PACKAGE / 'evaluation' / 'evaluate.py').exists():
+                shutil.rmtree(root, ignore_errors=True)
+                return _import_v1_0(wheel, cache)
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     return importlib.import_module(f'{V1_0_PACKAGE}.evaluation.evaluate')
