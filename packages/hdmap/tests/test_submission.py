@@ -11,6 +11,7 @@ import pytest
 from interndrive.hdmap.submission import (
     SubmissionError,
     build_submission,
+    frame_from_normalized,
     load_submission,
     validate_submission,
     write_submission,
@@ -135,3 +136,12 @@ def test_writer_refuses_invalid_predictions(tmp_path):
             {'1': {'vectors': [[[0, 0], [1, 1]]], 'scores': [1.0], 'labels': [5]}},
         )
     assert not (tmp_path / 's.json').exists()
+
+
+def test_frame_from_normalized_returns_metres():
+    frame = frame_from_normalized(
+        [np.array([[0.0, 0.0], [30 / 62, 15 / 32]])], [np.float32(0.5)], [np.int64(2)]
+    )
+    np.testing.assert_allclose(frame['vectors'][0], [[-30.0, -15.0], [0.0, 0.0]], atol=1e-12)
+    assert frame['scores'] == [0.5] and frame['labels'] == [2] and type(frame['labels'][0]) is int
+    assert validate_submission(build_submission({'t': frame})).ok

@@ -200,6 +200,34 @@ def build_submission(
     return {'meta': {**DEFAULT_META, **(meta or {})}, 'results': results}
 
 
+def frame_from_normalized(
+    vectors: Iterable[Any],
+    scores: Iterable[float],
+    labels: Iterable[int],
+    roi_size: tuple[float, float] | None = None,
+) -> dict[str, list]:
+    """One frame's entry from model outputs in normalised (0, 1) canvas coordinates.
+
+    Args:
+        vectors: Polylines (N, 2) normalised as in `data.map_targets.normalize_points`.
+        scores: Confidence per polyline.
+        labels: Class index per polyline.
+        roi_size: ROI in metres (default: the challenge's 60 × 30 m).
+
+    Returns:
+        {'vectors': [(N, 2) in ego metres], 'scores', 'labels'} ready for `write_submission`.
+    """
+    from .constants import ROI_SIZE
+    from .data.map_targets import denormalize_points
+
+    roi = roi_size or ROI_SIZE
+    return {
+        'vectors': [denormalize_points(np.asarray(v), roi) for v in vectors],
+        'scores': [float(s) for s in scores],
+        'labels': [int(lab) for lab in labels],
+    }
+
+
 def write_submission(
     path: str | os.PathLike,
     predictions: Mapping[str, Mapping[str, Any]],
