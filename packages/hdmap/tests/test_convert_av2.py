@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,25 @@ def test_frames_and_images_paths(synthetic_log):
     assert (
         cam['image_path']
         == f'{synthetic_log.name}/sensors/cameras/ring_front_center/{frames[1]["timestamp"]}.jpg'
+    )
+
+
+def test_log_with_images_uses_front_camera_frames_and_nearest_images(tmp_path):
+    log = generate_av2_log(tmp_path, num_poses=11, images=True, image_scale=0.05)
+    frames = convert_log(log, interval_s=0.5)
+    # Front-centre images at 20 Hz over 1 s, thinned to 2 Hz: 3 frames on the front camera's clock.
+    assert len(frames) == 3
+    t0 = int(frames[0]['timestamp'])
+    assert [int(f['timestamp']) - t0 for f in frames] == [0, 500_000_000, 1_000_000_000]
+    for f in frames:
+        for cam in ('ring_front_center', 'ring_front_left', 'ring_rear_right'):
+            path = tmp_path / f['sensor'][cam]['image_path']
+            assert path.is_file()
+        # Each camera's nearest image is a few ms after the frame time.
+        left = int(Path(f['sensor']['ring_front_left']['image_path']).stem)
+        assert left - int(f['timestamp']) == 3_000_000
+    assert frames[0]['sensor']['ring_front_center']['intrinsic'][0][2] == pytest.approx(
+        1550 * 0.05 / 2, abs=1
     )
 
 

@@ -67,3 +67,18 @@ def test_missing_image_is_named(ann_file, tmp_path):
     ds = AV2MapDataset(ann_file=str(ann_file), data_root=str(tmp_path), pipeline=PIPELINE[:1])
     with pytest.raises(FileNotFoundError, match=r'image .*ring_front_center'):
         ds[0]
+
+
+def test_converted_av2_log_feeds_the_pipeline(tmp_path):
+    pytest.importorskip('av2.map.map_api', reason='the av2 package')
+    from interndrive.hdmap.annotations import save_annotations
+    from interndrive.hdmap.convert_av2 import convert_logs
+    from interndrive.hdmap.synthetic import generate_av2_log
+
+    init_default_scope('mmdet3d')
+    log = generate_av2_log(tmp_path / 'logs', num_poses=6, images=True, image_scale=0.05)
+    ann_file = save_annotations(convert_logs([log]), tmp_path / 'val_annotations.json')
+    ds = AV2MapDataset(ann_file=str(ann_file), data_root=str(tmp_path / 'logs'), pipeline=PIPELINE)
+    r = ds[0]
+    assert transforms.stack_views(r).shape == (7, 3, 256, 480)
+    assert sorted(set(r['polys']['det_label'].tolist())) == [0, 1, 2]

@@ -203,10 +203,21 @@ def generate_av2_log(
     *,
     num_poses: int = 21,
     seed: int = 0,
+    images: bool = False,
+    image_scale: float = 1.0,
 ) -> Path:
     """Writes a small raw AV2 sensor log: a straight 3-lane road along city x with painted lane lines
     (one dashed and one solid divider), a drivable area and two pedestrian crossings; the ego drives
     along the road at 10 m/s with poses every 0.1 s.
+
+    Args:
+        out_root: Folder that receives the log folder.
+        log_id: Log name.
+        num_poses: Number of poses (0.1 s apart).
+        seed: Random seed.
+        images: Also write `sensors/cameras/<camera>/<timestamp_ns>.jpg` (plain grey, 20 Hz, each camera
+            a few ms apart, as AV2's unsynchronised ring cameras).
+        image_scale: Camera resolution relative to AV2's (calibration and images agree).
 
     Returns:
         The log folder `<out_root>/<log_id>`.
@@ -273,7 +284,17 @@ def generate_av2_log(
     )
     _write_feather(poses, log / 'city_SE3_egovehicle.feather')
 
-    rig = camera_rig(1.0)
+    rig = camera_rig(image_scale)
+    if images:
+        from PIL import Image
+
+        for c, cam in enumerate(CAMERAS):
+            w, h = rig[cam]['size']
+            buf = io.BytesIO()
+            Image.new('RGB', (w, h), (90, 90, 90)).save(buf, format='JPEG')
+            for i in range(2 * (num_poses - 1) + 1):
+                ts = t0 + i * 50_000_000 + 3_000_000 * c
+                write_bytes_atomic(log / 'sensors' / 'cameras' / cam / f'{ts}.jpg', buf.getvalue())
     intr, extr = [], []
     for cam in CAMERAS:
         k, (w, h) = rig[cam]['intrinsic'], rig[cam]['size']
