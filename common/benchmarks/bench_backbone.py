@@ -46,14 +46,19 @@ def _internimage(name: str, core_op: str) -> nn.Module:
 
 
 def time_model(
-    model: nn.Module, x: torch.Tensor, warmup: int, iters: int, train: bool = False
+    model: nn.Module,
+    x: torch.Tensor,
+    warmup: int,
+    iters: int,
+    train: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     """Median seconds per forward pass (``train``: forward + backward of the summed logits)."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     times = []
     for i in range(warmup + iters):
         sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         if train:
             model.zero_grad(set_to_none=True)
             model(x).float().sum().backward()
@@ -62,7 +67,7 @@ def time_model(
                 model(x)
         sync()
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
     return statistics.median(times)
 
 
@@ -74,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         '--iters', type=int, default=5, help='timed iterations per model (median is reported)'
     )
     p.add_argument('--warmup', type=int, default=1)
+    p.add_argument(
+        '--clock',
+        choices=('wall', 'cpu'),
+        default='wall',
+        help="'cpu' measures process CPU time (robust on a machine shared with other jobs; "
+        'seconds summed over threads, so use it with --threads 1)',
+    )
     p.add_argument(
         '--train',
         action='store_true',
@@ -95,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.clock == 'cpu' and device.type != 'cpu':
+        raise SystemExit('--clock cpu only makes sense with --device cpu')
+    clock = time.process_time if args.clock == 'cpu' else time.perf_counter
     compiled = dcnv3.has_compiled_ops() and (device.type != 'cuda' or dcnv3.has_cuda_kernel())
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
 
@@ -142,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.warmup + args.iters):
         for row in rows:
             if id(row) in models:
-                sec = time_model(models[id(row)], x, warmup=0, iters=1, train=args.train)
+                sec = time_model(
+                    models[id(row)], x, warmup=0, iters=1, train=args.train, clock=clock
+                )
                 if i >= args.warmup:
                     times[id(row)].append(sec)
     for row in rows:
@@ -172,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     print(
-        f'# backbone {"training (fwd+bwd)" if args.train else "inference"} throughput: {args.size}×{args.size}, batch {args.batch}, {args.iters} round-robin iters (median), '
+        f'# backbone {"training (fwd+bwd)" if args.train else "inference"} throughput: {args.size}×{args.size}, batch {args.batch}, {args.iters} round-robin iters (median), {args.clock} clock, '
         f'device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}'
     )
     header = (
