@@ -19,7 +19,15 @@ from ._validation import num_points
 from .functional import dcnv3
 from .reference import dcnv3_reference
 
-__all__ = ['DCNv3', 'DCNv3_pytorch', 'build_act_layer', 'build_norm_layer']
+__all__ = [
+    'CenterFeatureScaleModule',
+    'DCNv3',
+    'DCNv3_pytorch',
+    'build_act_layer',
+    'build_norm_layer',
+    'to_channels_first',
+    'to_channels_last',
+]
 
 
 class _ToChannelsFirst(nn.Module):
@@ -30,6 +38,25 @@ class _ToChannelsFirst(nn.Module):
 class _ToChannelsLast(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, 2, 3, 1)
+
+
+# Upstream names of the permute modules (ops_dcnv3/modules/dcnv3.py).
+to_channels_first = _ToChannelsFirst
+to_channels_last = _ToChannelsLast
+
+
+class CenterFeatureScaleModule(nn.Module):
+    """Upstream helper: per-group gate ``sigmoid(query @ weight.T + bias)``."""
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        center_feature_scale_proj_weight: torch.Tensor,
+        center_feature_scale_proj_bias: torch.Tensor,
+    ) -> torch.Tensor:
+        return F.linear(
+            query, weight=center_feature_scale_proj_weight, bias=center_feature_scale_proj_bias
+        ).sigmoid()
 
 
 def build_norm_layer(
@@ -190,7 +217,7 @@ class _DCNv3Base(nn.Module):
         if self.center_feature_scale:
             scale = F.linear(
                 x1, self.center_feature_scale_proj_weight, self.center_feature_scale_proj_bias
-            ).sigmoid()  # (N, H, W, G)
+            ).sigmoid()  # (N, H, W, G), as upstream's CenterFeatureScaleModule
             scale = scale[..., None].expand(-1, -1, -1, -1, self.group_channels).flatten(-2)
             x = x * (1 - scale) + x_proj * scale
         return self.output_proj(x)
