@@ -139,3 +139,13 @@ def test_fallback_without_extension_warns_once() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == '(1, 5, 5, 16)'
+
+
+@requires_ops
+def test_activation_checkpointing() -> None:
+    """OCC wraps blocks in torch.utils.checkpoint (with_cp=True): recomputation must work."""
+    m = _trained_like(DCNv3, channels=16, group=2)
+    x = torch.randn(1, 5, 6, 16, dtype=torch.float64, requires_grad=True)
+    plain = torch.autograd.grad(m(x).sum(), x)[0]
+    checkpointed = torch.utils.checkpoint.checkpoint(m, x, use_reentrant=False)
+    torch.testing.assert_close(torch.autograd.grad(checkpointed.sum(), x)[0], plain)
