@@ -146,10 +146,16 @@ def topology_mean_ap(
     # predictions) have the same vertex APs: rank each distinct one once, weighted by its count.
     unique_frames = []
     for g, p, r, c in frames:
-        _, first, counts = np.unique(
-            np.concatenate([r, c], axis=1), axis=0, return_index=True, return_counts=True
-        )
-        unique_frames.append((g, p, r[first], c[first], counts))
+        keys = np.ascontiguousarray(np.concatenate([r, c], axis=1))
+        first: dict[bytes, int] = {}
+        counts: dict[bytes, int] = {}
+        for k, row in enumerate(keys):
+            key = row.tobytes()
+            first.setdefault(key, k)
+            counts[key] = counts.get(key, 0) + 1
+        idx = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        mult = np.fromiter((counts[key] for key in first), dtype=np.int64, count=len(first))
+        unique_frames.append((g, p, r[idx], c[idx], mult))
     total = 0.0
     for axis in (0, 1):
         parts = []
