@@ -27,6 +27,12 @@ def register_data_modules() -> None:
     import interndrive.occupancy.transforms  # noqa: F401
 
 
+def register_modules() -> None:
+    """Registers the data side, the model (BEVFormerOcc), InternImage, the BEV layers and the engine."""
+    register_data_modules()
+    import interndrive.occupancy.registration  # noqa: F401
+
+
 def evaluate(submission: Any, ground_truth: Any, **options: Any) -> Mapping[str, float]:
     """Scores a submission folder/zip against an Occ3D root or info .pkl (see evaluate.py)."""
     from interndrive.occupancy.evaluate import evaluate_submission
@@ -38,7 +44,7 @@ TASK = Task(
     name='occupancy',
     description='3D occupancy prediction on Occ3D-nuScenes (BEVFormer-Occ + InternImage)',
     config_dir=_config_dir(),
-    register_modules=None,  # filled by the model phase
+    register_modules=register_modules,
     evaluate=evaluate,
     format_metrics=format_metrics,
     demo=None,  # filled by the model phase

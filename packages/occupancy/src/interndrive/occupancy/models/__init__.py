@@ -1,0 +1,1 @@
+"""BEVFormer-Occ model: `BEVFormerOcc` (registered in mmdet3d's MODELS), GridMask, voxel decoder."""
