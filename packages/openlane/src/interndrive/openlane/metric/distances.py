@@ -120,21 +120,18 @@ def lane_distance_matrices(
     relax = relaxation_factors(flat_gt)
     frechet_gt_len = gt_len.copy()
     if version != '1.0':
-        closed = np.array([bool((g[0] == g[-1]).all()) for g in flat_gt])
-        frechet_gt_len[closed] -= 1
+        last = gt_arr[np.arange(len(gt_arr)), gt_len - 1]
+        frechet_gt_len[(gt_arr[:, 0] == last).all(1)] -= 1  # closed lanes
 
     # Every (GT, pred) pair within each frame, in the flat buffer's order, as global lane indices.
-    gi, pj = [], []
-    g0 = p0 = 0
-    for g, p in zip(gts, preds):
-        if len(g) and len(p):
-            gi.append(np.repeat(np.arange(g0, g0 + len(g)), len(p)))
-            pj.append(np.tile(np.arange(p0, p0 + len(p)), len(g)))
-        g0 += len(g)
-        p0 += len(p)
-    if not gi:
+    n_g = np.array([len(g) for g in gts], dtype=np.int64)
+    n_p = np.array([len(p) for p in preds], dtype=np.int64)
+    if not sizes.sum():
         return out
-    gi, pj = np.concatenate(gi), np.concatenate(pj)
+    frame = np.repeat(np.arange(len(sizes)), sizes)
+    within = np.arange(int(offsets[-1])) - offsets[:-1][frame]
+    gi = (np.cumsum(n_g) - n_g)[frame] + within // n_p[frame]
+    pj = (np.cumsum(n_p) - n_p)[frame] + within % n_p[frame]
 
     # Exact shortcuts (each a lower bound of the Chamfer distance, kept with a margin far above
     # rounding): the gap between the lanes' bounding boxes, then the mean distance of each lane's
