@@ -194,9 +194,9 @@ def test_state_dict_keys_match_upstream_h_with_clip_head() -> None:
 def test_internimage_t_backbone_outputs_and_backward() -> None:
     torch.manual_seed(0)
     model = internimage_t(num_classes=0, core_op=REF, out_indices=(1, 2, 3))
-    x = torch.randn(1, 3, 64, 64)
+    x = torch.randn(1, 3, 32, 32)
     outs = model(x)
-    assert [tuple(o.shape) for o in outs] == [(1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 2, 2)]
+    assert [tuple(o.shape) for o in outs] == [(1, 128, 4, 4), (1, 256, 2, 2), (1, 512, 1, 1)]
     assert all(o.is_contiguous() and torch.isfinite(o).all() for o in outs)
     sum(o.square().mean() for o in outs).backward()
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]
