@@ -43,7 +43,11 @@ def _source_hash(folder: Path) -> str:
     skip = {'build', '__pycache__', '.pytest_cache', 'benchmarks', 'tests'}
     for path in sorted(folder.rglob('*')):
         rel = path.relative_to(folder)
-        if path.is_file() and not skip.intersection(rel.parts) and path.suffix not in {'.so', '.pyc'}:
+        if (
+            path.is_file()
+            and not skip.intersection(rel.parts)
+            and path.suffix not in {'.so', '.pyc'}
+        ):
             digest.update(str(rel).encode())
             digest.update(path.read_bytes())
     digest.update(base_env.CONSTRAINTS.read_bytes())
@@ -102,13 +106,19 @@ def dcnv3_cuda_build(session: nox.Session) -> None:
 
     Not part of the default run. On a machine with a GPU the CUDA tests run too.
     """
-    session.install('torch==2.14.1', 'numpy==1.26.4', *base_env.BUILD_TOOLS[2:], *base_env.TEST_TOOLS)
+    session.install(
+        'torch==2.14.1', 'numpy==1.26.4', *base_env.BUILD_TOOLS[2:], *base_env.TEST_TOOLS
+    )
     arch = os.environ.get('TORCH_CUDA_ARCH_LIST', '9.0')
     session.run(
         'python', '-m', 'pip', 'install', '--no-build-isolation', '--no-deps', str(ROOT / 'dcnv3'),
         env={'DCNV3_WITH_CUDA': 'ON', 'TORCH_CUDA_ARCH_LIST': arch, 'CMAKE_BUILD_PARALLEL_LEVEL': '2'},
     )  # fmt: skip
-    session.run('python', '-c', 'import dcnv3; assert dcnv3.has_cuda_kernel(); print("CUDA kernel compiled")')
+    session.run(
+        'python',
+        '-c',
+        'import dcnv3; assert dcnv3.has_cuda_kernel(); print("CUDA kernel compiled")',
+    )
     _pytest(session, 'dcnv3/tests')
 
 

@@ -38,7 +38,10 @@ def main() -> None:
         ['git', 'diff', '--name-only', base], check=True, capture_output=True, text=True
     ).stdout.split()
     changed += subprocess.run(
-        ['git', 'ls-files', '--others', '--exclude-standard'], check=True, capture_output=True, text=True
+        ['git', 'ls-files', '--others', '--exclude-standard'],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     print('\n'.join(sessions_for(changed)))
 

@@ -98,7 +98,9 @@ def main() -> None:
         import os
 
         subprocess.run(
-            [sys.executable, '-m', 'pip', 'install', *args], check=True, env={**os.environ, **(env or {})}
+            [sys.executable, '-m', 'pip', 'install', *args],
+            check=True,
+            env={**os.environ, **(env or {})},
         )
 
     install_base(run_pip)
