@@ -33,6 +33,13 @@ def register_modules() -> None:
     import interndrive.occupancy.registration  # noqa: F401
 
 
+def demo(work_dir: Path) -> Mapping[str, Any]:
+    """Synthetic data → tiny model trained a few iterations → metrics table, submission, PNG."""
+    from interndrive.occupancy.demo import demo as run
+
+    return run(work_dir)
+
+
 def evaluate(submission: Any, ground_truth: Any, **options: Any) -> Mapping[str, float]:
     """Scores a submission folder/zip against an Occ3D root or info .pkl (see evaluate.py)."""
     from interndrive.occupancy.evaluate import evaluate_submission
@@ -47,7 +54,7 @@ TASK = Task(
     register_modules=register_modules,
     evaluate=evaluate,
     format_metrics=format_metrics,
-    demo=None,  # filled by the model phase
+    demo=demo,
     visualize=visualize,
     add_visualize_arguments=add_visualize_arguments,
     add_commands=add_commands,

@@ -1,7 +1,8 @@
 """Voxel decoder of BEVFormer-Occ: BEV features → (x, y, z, class) logits, and the occupancy loss.
 
 Upstream `TransformerOcc` with `use_3d=True`: the BEV map `(B, C, H, W)` is read as a volume of
-`C / pillar_h` channels × `pillar_h` heights, two Conv3d(3)-BN3d-ReLU blocks make 32 channels, and a
+`C / pillar_h` channels × `pillar_h` heights (channel c is feature c // pillar_h at height
+c % pillar_h), two Conv3d(3)-BN3d-ReLU blocks make 32 channels, and a
 per-voxel MLP (Linear 32→64, Softplus, Linear 64→num_classes) gives the logits. The output is
 permuted to `(B, X, Y, Z, classes)`, the `semantics[x, y, z]` order of Occ3D.
 
