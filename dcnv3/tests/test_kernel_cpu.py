@@ -251,3 +251,24 @@ def test_random_sweep_float64(cfg: Config) -> None:
     actual = _forward_backward(dcnv3.dcnv3, cfg, inputs, grad)
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a, e, **TOL[torch.float64])
+
+
+def test_non_finite_offsets_drop_the_point() -> None:
+    """NaN/inf offsets put a sample outside the image: it contributes nothing (as upstream CUDA)."""
+    cfg = Config(group=2, group_channels=8)
+    x, off, mask = cfg.inputs(torch.float64)
+    bad = off.clone()
+    bad[0, 1, 2, 0] = float('nan')
+    bad[1, 3, 4, 5] = float('inf')
+    bad[0, 4, 1, 8] = -float('inf')
+    far = torch.where(torch.isfinite(bad), bad, torch.full_like(bad, 1e6))
+    ho, wo = cfg.out_hw
+    grad = torch.randn(cfg.n, ho, wo, 16, dtype=torch.float64)
+    inputs = [t.clone().requires_grad_() for t in (x, bad, mask)]
+    actual = _forward_backward(dcnv3.dcnv3, cfg, inputs, grad)
+    expected = _forward_backward(
+        dcnv3_reference, cfg, [t.clone().requires_grad_() for t in (x, far, mask)], grad
+    )
+    for a, e in zip(actual, expected):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, e)

@@ -105,22 +105,25 @@ inline void locate_pixel(int64_t n, const T* __restrict off, const T* __restrict
   // The 8 output streams exceed GCC's default number of run-time alias checks; they never overlap.
 #pragma GCC ivdep
   for (int64_t j = 0; j < n; ++j) {
+    const A mask_value = static_cast<A>(msk[j]);  // loaded unconditionally (no branch in the loop)
     A loc_w = p0_w + (gx[j] + static_cast<A>(off[2 * j])) * scale;
     A loc_h = p0_h + (gy[j] + static_cast<A>(off[2 * j + 1])) * scale;
     const int32_t in = (loc_h > A(-1)) & (loc_w > A(-1)) & (loc_h < fh) & (loc_w < fw);
-    // Clamp so the integer conversion is defined for far-away points (they are masked out anyway).
-    loc_h = std::min(std::max(loc_h, A(-2)), fh + A(1));
-    loc_w = std::min(std::max(loc_w, A(-2)), fw + A(1));
+    // Points outside (-1, size) -- including NaN/inf offsets -- contribute nothing, exactly as in
+    // upstream's CUDA kernel. Clamp so the integer conversion is defined and the weights finite:
+    // std::max(-2, x) returns -2 for a NaN x (argument order matters), and a select on the location
+    // (unlike this clamp) stops GCC 12 from vectorising the loop. The mask is selected to 0, since a
+    // NaN mask times 0 would still be NaN.
+    loc_h = std::min(std::max(A(-2), loc_h), fh + A(1));
+    loc_w = std::min(std::max(A(-2), loc_w), fw + A(1));
     int32_t h0 = static_cast<int32_t>(loc_h);
     h0 -= static_cast<A>(h0) > loc_h;  // floor for negative values
     int32_t x0 = static_cast<int32_t>(loc_w);
     x0 -= static_cast<A>(x0) > loc_w;
     const A lh = loc_h - static_cast<A>(h0), lw = loc_w - static_cast<A>(x0);
     const A hh = A(1) - lh, hw = A(1) - lw;
-    // Selections are written as arithmetic with 0/1 factors (loads unconditional) so GCC if-converts.
-    const A in_f = static_cast<A>(in);
-    const A m = static_cast<A>(msk[j]) * in_f;
-    const A scale_w = kBackward ? in_f : m;
+    const A m = in ? mask_value : A(0);
+    const A scale_w = kBackward ? A(1) : m;
     // int32_t, not bool, flags: GCC 12 finds no vector type for bool in this loop.
     const int32_t y0 = in & (h0 >= 0), y1 = in & (h0 + 1 < height);
     const int32_t xa = x0 >= 0, xb = x0 + 1 < width;
@@ -131,10 +134,13 @@ inline void locate_pixel(int64_t n, const T* __restrict off, const T* __restrict
     i1[j] = c1 ? base + channels : invalid;
     i2[j] = c2 ? base + row : invalid;
     i3[j] = c3 ? base + row + channels : invalid;
+    // All factors are finite here (clamped location, mask selected to 0 outside), so multiplying by
+    // the 0/1 flag is exact; it vectorises better than a select.
     w0[j] = hh * hw * scale_w * static_cast<A>(c0);
     w1[j] = hh * lw * scale_w * static_cast<A>(c1);
     w2[j] = lh * hw * scale_w * static_cast<A>(c2);
     w3[j] = lh * lw * scale_w * static_cast<A>(c3);
+    const A in_f = in ? A(1) : A(0);
     if constexpr (kBackward) {
       pc.frac_h[j] = lh;
       pc.frac_w[j] = lw;
