@@ -98,36 +98,44 @@ def _pair_costs(
 
 
 def f_score(gts: Mapping, preds: Mapping) -> float:
-    """Dataset F-score: 2RP/(R+P) with R = recalled/#GT, P = precise/#predictions.
+    """Dataset F-score: 2RP/(R+P) with R = recalled/#GT, P = precise/#predictions (frames in
+    `preds` order, each scored against `gts[token]`)."""
+    tokens = list(preds)
+    return f_score_from_lanes(
+        [[np.asarray(x['points']) for x in gts[t]['lane_centerline']] for t in tokens],
+        [[np.asarray(x['points']) for x in preds[t]['lane_centerline']] for t in tokens],
+    )
+
+
+def f_score_from_lanes(
+    gt_lanes: Sequence[Sequence[np.ndarray]], pred_lanes: Sequence[Sequence[np.ndarray]]
+) -> float:
+    """F-score from per-frame lists of (N, 3) GT and predicted lanes.
 
     All lanes of all frames are resampled in one batch. Pairs whose visible x ranges do not
     overlap have only 0 and 1.5 m samples, so their cost is exactly 1.5·(#visible GT + #visible
     pred) and they match no sample; only overlapping pairs are costed sample by sample.
     """
-    tokens = list(preds)
-    gt_frames = [
-        _usable([np.asarray(x['points']) for x in gts[t]['lane_centerline']]) for t in tokens
-    ]
-    pred_frames = [
-        _usable([np.asarray(x['points']) for x in preds[t]['lane_centerline']]) for t in tokens
-    ]
+    num_frames = len(gt_lanes)
+    gt_frames = [_usable(f) for f in gt_lanes]
+    pred_frames = [_usable(f) for f in pred_lanes]
     gy, gz, gv = _resample_all([x for f in gt_frames for x in f])
     py, pz, pv = _resample_all([x for f in pred_frames for x in f])
     # Lanes need more than one visible sample.
-    g_frame = np.repeat(np.arange(len(tokens)), [len(f) for f in gt_frames])
-    p_frame = np.repeat(np.arange(len(tokens)), [len(f) for f in pred_frames])
+    g_frame = np.repeat(np.arange(num_frames), [len(f) for f in gt_frames])
+    p_frame = np.repeat(np.arange(num_frames), [len(f) for f in pred_frames])
     gkeep, pkeep = gv.sum(1) > 1, pv.sum(1) > 1
     gy, gz, gv, g_frame = gy[gkeep], gz[gkeep], gv[gkeep], g_frame[gkeep]
     py, pz, pv, p_frame = py[pkeep], pz[pkeep], pv[pkeep], p_frame[pkeep]
-    g_start = np.searchsorted(g_frame, np.arange(len(tokens) + 1))
-    p_start = np.searchsorted(p_frame, np.arange(len(tokens) + 1))
+    g_start = np.searchsorted(g_frame, np.arange(num_frames + 1))
+    p_start = np.searchsorted(p_frame, np.arange(num_frames + 1))
     gcount, pcount = gv.sum(1), pv.sum(1)
     # Visible samples form one interval per lane (x within the lane's own range).
     g_first, g_last = gv.argmax(1), 99 - gv[:, ::-1].argmax(1)
     p_first, p_last = pv.argmax(1), 99 - pv[:, ::-1].argmax(1)
 
     totals = np.zeros(4)
-    for f in range(len(tokens)):
+    for f in range(num_frames):
         gs, ps = slice(g_start[f], g_start[f + 1]), slice(p_start[f], p_start[f + 1])
         ng, npred = gs.stop - gs.start, ps.stop - ps.start
         totals[2:] += ng, npred

@@ -27,7 +27,7 @@ import numpy as np
 from ..constants import METRIC_VERSIONS, NUM_ATTRIBUTES, THRESHOLDS_FRECHET, THRESHOLDS_IOU
 from .detection import EPS32, FrameMatch, average_precision
 from .distances import iou_distance_matrix, lane_distance_matrices
-from .f_score import f_score
+from .f_score import f_score_from_lanes
 from .topology import topology_mean_ap
 
 METRIC_KEYS: tuple[str, ...] = ('OLS', 'DET_l', 'DET_t', 'TOP_ll', 'TOP_lt', 'F-Score')
@@ -78,11 +78,9 @@ def evaluate_frames(
     gt_list = [gts[t] for t in tokens]
     pred_list = [preds[t] for t in tokens]
 
-    lane_dist = lane_distance_matrices(
-        [[np.asarray(x['points']) for x in g['lane_centerline']] for g in gt_list],
-        [[np.asarray(x['points']) for x in p['lane_centerline']] for p in pred_list],
-        version,
-    )
+    gt_lanes = [[np.asarray(x['points']) for x in g['lane_centerline']] for g in gt_list]
+    pred_lanes = [[np.asarray(x['points']) for x in p['lane_centerline']] for p in pred_list]
+    lane_dist = lane_distance_matrices(gt_lanes, pred_lanes, version)
     lane_conf = [[x['confidence'] for x in p['lane_centerline']] for p in pred_list]
     num_lanes = [len(g['lane_centerline']) for g in gt_list]
     det_l_aps, lane_matches = [], []
@@ -134,5 +132,5 @@ def evaluate_frames(
         'DET_t': float(det_t),
         'TOP_ll': top_ll,
         'TOP_lt': top_lt,
-        'F-Score': f_score(gts, {t: preds[t] for t in tokens}),
+        'F-Score': f_score_from_lanes(gt_lanes, pred_lanes),
     }
