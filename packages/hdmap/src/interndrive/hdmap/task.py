@@ -1,8 +1,8 @@
 """The `interndrive` CLI plug-in of the HD map task (entry point `interndrive.tasks:hdmap`).
 
-Offline parts only for now: `interndrive evaluate hdmap`, `interndrive visualize hdmap`, and the task
-commands `interndrive hdmap {convert,generate,validate}`. The model phase fills `register_modules` and
-`demo`.
+Offline scoring (`interndrive evaluate hdmap`), `interndrive visualize hdmap`, the task commands
+`interndrive hdmap {convert,generate,validate}`, model registration for `interndrive train/test` and
+`interndrive demo hdmap`.
 """
 
 from __future__ import annotations
@@ -58,6 +58,18 @@ def format_metrics(metrics: Mapping[str, float]) -> str:
     from .evaluation import format_metrics as _format
 
     return _format(metrics)
+
+
+def register_modules() -> None:
+    from .registration import register_modules as _register
+
+    _register()
+
+
+def demo(work_dir: Path) -> Mapping[str, Any]:
+    from .demo import run_demo
+
+    return run_demo(work_dir)
 
 
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,10 +192,10 @@ TASK = Task(
     name='hdmap',
     description='Online HD map construction (Argoverse 2, CVPR 2023): VectorMapNet, Chamfer AP',
     config_dir=CONFIG_DIR,
-    register_modules=None,
+    register_modules=register_modules,
     evaluate=evaluate,
     format_metrics=format_metrics,
-    demo=None,
+    demo=demo,
     visualize=visualize,
     add_visualize_arguments=add_visualize_arguments,
     add_commands=add_commands,
