@@ -14,22 +14,17 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import interndrive.occupancy.registration  # noqa: F401
-from interndrive.occupancy.converter import create_occ_infos
-from interndrive.occupancy.synthetic import generate_synthetic_dataset
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 SOURCES = Path(__file__).resolve().parents[1] / 'src' / 'interndrive' / 'occupancy'
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(synthetic_occ_root):
     from mmdet3d.registry import DATASETS, MODELS
 
     init_default_scope('mmdet3d')
-    root = tmp_path_factory.mktemp('occ_model')
-    # 3 mini scenes (2 train, 1 val), 2 frames each: train crosses a scene boundary.
-    generate_synthetic_dataset(root, num_scenes=3, samples_per_scene=2, image_size=(80, 45))
-    create_occ_infos(root, root, version='v1.0-mini')
+    root = synthetic_occ_root
     cfg = Config.fromfile(str(CONFIGS / 'bevformer_tiny_occ_cpu.py'))
     train_cfg = dict(cfg.train_dataloader.dataset, data_root=str(root))
     train_cfg['pipeline'] = [t for t in train_cfg['pipeline'] if 'PhotoMetric' not in t['type']]
