@@ -151,8 +151,14 @@ OPENLANE_SAMPLE = SHARED_DATA / 'openlane-v2'
     not OPENLANE_SAMPLE.is_dir(),
     reason=f'no real OpenLane-V2 sample at {OPENLANE_SAMPLE} (../shared/data has none yet)',
 )
-def test_real_sample_converts_and_scores_itself(tmp_path):
-    from interndrive.openlane.metric.ols import evaluate_frames
+def test_real_sample_converts_and_scores_itself(tmp_path, devkit_evaluate):
+    """Real frames: convert, then score perturbed predictions against the official devkit (both
+    metric versions) and the GT fed back as prediction (perfect detection)."""
+    import copy
+
+    from interndrive.openlane.metric.ols import METRIC_KEYS, evaluate_frames
+    from interndrive.openlane.submission import devkit_metrics_to_flat, make_submission
+    from interndrive.openlane.synthetic import make_predictions
 
     split_files = sorted(OPENLANE_SAMPLE.glob('data_dict_*.json'))
     assert split_files, f'{OPENLANE_SAMPLE} has no data_dict_*.json'
@@ -170,3 +176,14 @@ def test_real_sample_converts_and_scores_itself(tmp_path):
             preds[t] = pred
         metrics = evaluate_frames(gts, preds, '1.1')
         assert metrics['DET_l'] == pytest.approx(1.0) and metrics['DET_t'] == pytest.approx(1.0)
+        rng = np.random.default_rng(0)
+        noisy = {t: make_predictions(rng, ann) for t, ann in gts.items()}
+        frames = {t: collection[t] for t in gts}
+        for version in ('1.0', '1.1'):
+            ours = evaluate_frames(gts, noisy, version)
+            theirs = devkit_metrics_to_flat(
+                devkit_evaluate(version)(
+                    copy.deepcopy(frames), make_submission(copy.deepcopy(noisy)), verbose=False
+                )
+            )
+            assert all(abs(ours[k] - theirs[k]) <= 1e-6 for k in METRIC_KEYS), (ours, theirs)
