@@ -66,6 +66,13 @@ def _case(seed: int, frames: int = 6, ties: bool = False, variant: str = ''):
             pred['topology_lcte'] = ann['topology_lcte'][:-1].astype(np.float32)
         else:
             pred = make_predictions(rng, ann, num_points=int(rng.integers(5, 12)))
+        if (
+            variant == 'rounded'
+        ):  # many tied confidences and topology scores (incl. exactly 0.5, 1.0)
+            for x in pred['lane_centerline'] + pred['traffic_element']:
+                x['confidence'] = round(x['confidence'], 1)
+            pred['topology_lclc'] = np.round(pred['topology_lclc'], 1)
+            pred['topology_lcte'] = np.round(pred['topology_lcte'], 1)
         if variant == 'float64':  # float64 points, boxes, scores and topology
             for x in pred['lane_centerline'] + pred['traffic_element']:
                 x['points'] = x['points'].astype(np.float64) + 1e-9
