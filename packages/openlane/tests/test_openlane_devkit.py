@@ -66,9 +66,7 @@ def _case(seed: int, frames: int = 6, ties: bool = False, variant: str = ''):
             pred['topology_lcte'] = ann['topology_lcte'][:-1].astype(np.float32)
         else:
             pred = make_predictions(rng, ann, num_points=int(rng.integers(5, 12)))
-        if (
-            variant == 'rounded'
-        ):  # many tied confidences and topology scores (incl. exactly 0.5, 1.0)
+        if variant == 'rounded':  # many tied confidences and scores (incl. exactly 0.5 and 1.0)
             for x in pred['lane_centerline'] + pred['traffic_element']:
                 x['confidence'] = round(x['confidence'], 1)
             pred['topology_lclc'] = np.round(pred['topology_lclc'], 1)
@@ -100,7 +98,13 @@ def _case(seed: int, frames: int = 6, ties: bool = False, variant: str = ''):
 @pytest.mark.parametrize('version', ['1.1', '1.0'])
 @pytest.mark.parametrize(
     ('seed', 'ties', 'variant'),
-    [(0, False, ''), (1, False, 'empty'), (2, True, ''), (3, False, 'float64')],
+    [
+        (0, False, ''),
+        (1, False, 'empty'),
+        (2, True, ''),
+        (3, False, 'float64'),
+        (4, False, 'rounded'),
+    ],
 )
 def test_identical_to_official_evaluate(devkit_evaluate, version, seed, ties, variant):
     official = devkit_evaluate(version)
