@@ -6,7 +6,9 @@
 task = 'openlane'
 default_scope = 'mmdet3d'
 custom_imports = dict(
-    imports=['interndrive.openlane.registration'],  # dataset, transforms, metric, model, backbone, BEV
+    imports=[
+        'interndrive.openlane.registration'
+    ],  # dataset, transforms, metric, model, backbone, BEV
     allow_failed_imports=False,
 )
 
@@ -219,7 +221,9 @@ val_dataloader = dict(
 )
 test_dataloader = val_dataloader
 val_evaluator = dict(
-    type='OpenLaneV2Metric', ann_file=data_root + 'data_dict_subset_A_val.pkl', version=metric_version
+    type='OpenLaneV2Metric',
+    ann_file=data_root + 'data_dict_subset_A_val.pkl',
+    version=metric_version,
 )
 test_evaluator = val_evaluator
 

@@ -80,9 +80,7 @@ model = dict(
     lcte_head=dict(in_channels_o1=embed_dims, in_channels_o2=embed_dims),
 )
 
-train_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root)
-)
+train_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'data_dict_subset_A_val.pkl')

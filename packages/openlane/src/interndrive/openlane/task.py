@@ -25,14 +25,27 @@ def evaluate(submission: Any, ground_truth: Any, **options: Any) -> Mapping[str,
         return evaluate_submission(submission, ground_truth, **options)
 
 
+def register_modules() -> None:
+    """Registers the dataset, transforms, metric, model (RoadBEVFormer and its heads), InternImage,
+    the BEV layers and the engine's hooks/loops."""
+    import interndrive.openlane.registration  # noqa: F401
+
+
+def demo(work_dir: Path) -> Mapping[str, Any]:
+    """Synthetic data → tiny model trained a few iterations → OLS table, submission, PNG."""
+    from interndrive.openlane.demo import run_demo
+
+    return run_demo(work_dir)
+
+
 TASK = Task(
     name='openlane',
     description='OpenLane-V2 subset_A: lane centerlines, traffic elements, topology (OLS v1.0/v1.1)',
     config_dir=_config_dir(),
-    register_modules=None,  # filled by the model phase
+    register_modules=register_modules,
     evaluate=evaluate,
     format_metrics=format_metrics,
-    demo=None,  # filled by the model phase
+    demo=demo,
     visualize=visualize,
     add_visualize_arguments=add_visualize_arguments,
     add_commands=add_commands,

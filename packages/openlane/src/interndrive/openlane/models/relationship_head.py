@@ -10,6 +10,7 @@ label 1 = no edge), averaged over all pairs (mmdet's default normalisation). Inf
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -23,7 +24,7 @@ from .detr_utils import build_mmdet_loss
 def mlp(dims: Sequence[int]) -> nn.Sequential:
     """Linear layers with ReLU between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(dims)):
         layers.append(nn.Linear(a, b))
         if i < len(dims) - 2:
             layers.append(nn.ReLU(inplace=True))
