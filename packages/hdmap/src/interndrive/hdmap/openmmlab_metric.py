@@ -22,6 +22,13 @@ from .metric import chamfer_ap
 from .submission import frame_from_normalized, write_submission
 
 
+def drop_short_lines(frame: dict[str, list]) -> dict[str, list]:
+    """Lines with < 2 vertices (a generator that stopped at once) are dropped, as the submission writer
+    and the challenge's formatter do, so the scored predictions are the submitted ones."""
+    keep = [i for i, v in enumerate(frame['vectors']) if len(v) >= 2]
+    return {k: [frame[k][i] for i in keep] for k in ('vectors', 'scores', 'labels')}
+
+
 @METRICS.register_module()
 class HDMapChamferMetric(BaseMetric):
     """Chamfer AP of the Argoverse 2 online HD map challenge.
@@ -73,4 +80,4 @@ class HDMapChamferMetric(BaseMetric):
             print_log(f'wrote submission {Path(self.submission_path).resolve()}', logger='current')
         if self.format_only:
             return {}
-        return chamfer_ap(gts, predictions)
+        return chamfer_ap(gts, {t: drop_short_lines(p) for t, p in predictions.items()})

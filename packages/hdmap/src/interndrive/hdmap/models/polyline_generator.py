@@ -117,6 +117,8 @@ class PolylineGenerator(BaseModule):
         top_k: Top-k filter (0 = off).
         temperature: Softmax temperature (inference).
         greedy: Greedy decoding instead of sampling (deterministic evaluation).
+        min_vertices: Stop is impossible before this many vertices (2: a line with fewer is invalid
+            and dropped from the submission anyway; 0 = upstream, which may emit such lines).
         augmentation: Noise on the conditioning bbox and input vertices in training (`NoiseSythesis`).
         aug_p: Probability that a line is perturbed.
         aug_scale: Gaussian σ as a fraction of the canvas.
@@ -140,6 +142,7 @@ class PolylineGenerator(BaseModule):
         top_k: int = 0,
         temperature: float = 1.0,
         greedy: bool = False,
+        min_vertices: int = 2,
         augmentation: bool = True,
         aug_p: float = 0.3,
         aug_scale: float = 0.01,
@@ -151,6 +154,7 @@ class PolylineGenerator(BaseModule):
         self.num_classes, self.d_model = num_classes, d_model
         self.max_seq_length, self.max_sample_length = max_seq_length, max_sample_length
         self.top_p, self.top_k, self.temperature, self.greedy = top_p, top_k, temperature, greedy
+        self.min_vertices = min_vertices
         self.augmentation, self.aug_p, self.aug_scale = augmentation, aug_p, aug_scale
         self.condition_len = 1 + 4
 
@@ -221,8 +225,11 @@ class PolylineGenerator(BaseModule):
     def _logits(self, hidden: Tensor, first_index: int) -> Tensor:
         """Vocabulary logits of hidden states predicting tokens first_index, first_index + 1, ..."""
         logits = self.logits_head(hidden)
-        parity = (torch.arange(hidden.shape[1], device=hidden.device) + first_index) % 2
-        return logits.masked_fill(~self.allowed[parity], NEG_INF)
+        index = torch.arange(hidden.shape[1], device=hidden.device) + first_index
+        allowed = self.allowed[index % 2]
+        early = index < 2 * self.min_vertices
+        allowed[:, STOP_TOKEN] &= ~early
+        return logits.masked_fill(~allowed, NEG_INF)
 
     # ------------------------------------------------------------------ training
     def _perturb(self, tokens: Tensor, axis_of: Tensor, active: Tensor) -> Tensor:
