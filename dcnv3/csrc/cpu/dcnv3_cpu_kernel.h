@@ -276,6 +276,12 @@ struct BackwardScratch {
 //   grad_in[q] += w_q * m * go.
 // Three dot products per point (not one per corner) keep the horizontal sums few. B > 0 is a
 // compile-time block length (accumulators in registers); B == 0 means run-time `len`.
+#if defined(__GNUC__) && !defined(__clang__)
+// Let GCC reassociate the three channel reductions below into vector trees: in order, they are three
+// chains of `group_channels` dependent scalar adds per point and dominate the backward.
+#pragma GCC push_options
+#pragma GCC optimize("associative-math", "no-signed-zeros", "no-trapping-math")
+#endif
 template <int B, typename T, typename A>
 inline void backward_point(const T* const* __restrict v, A* const* __restrict g,
                            const A* __restrict go, const A* w, A m, A lh, A lw, int64_t len,
@@ -306,6 +312,10 @@ inline void backward_point(const T* const* __restrict v, A* const* __restrict g,
   dot_x += x;
   dot_y += y;
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 template <typename T, typename A>
 inline void backward_point_channels(const T* const* v, A* const* g, const A* go, const A* w, A m,
