@@ -52,3 +52,15 @@ def test_missing_info_file_is_a_clear_error(tmp_path: Path) -> None:
     from interndrive.common.engine.checks import InterndriveError
 
     assert isinstance(info.value, InterndriveError)  # the CLI prints it as one line, exit 2
+
+
+def test_prepare_submission_drops_ground_truth_loading() -> None:
+    from mmengine.config import Config
+
+    from interndrive.occupancy.task import TASK
+
+    cfg = Config.fromfile(str(TASK.config_dir / 'bevformer_intern-s_occ.py'))
+    TASK.prepare_submission(cfg, Path('out.zip'))
+    steps = [step['type'] for step in cfg.test_dataloader.dataset.pipeline]
+    assert 'LoadOccupancyGT' not in steps and steps[0] == 'OccLoadMultiViewImages'
+    assert cfg.test_evaluator.format_only and cfg.test_evaluator.submission_path == 'out.zip'

@@ -40,6 +40,22 @@ def demo(work_dir: Path) -> Mapping[str, Any]:
     return run(work_dir)
 
 
+def prepare_submission(cfg: Any, path: Path) -> None:
+    """`interndrive test --format-only --submission PATH`: write `<token>.npz` files (zipped when
+    PATH ends with .zip) instead of scoring, without loading ground truth, so the same command
+    works for the test split (`--cfg-options test_dataloader.dataset.ann_file=occ_infos_temporal_test.pkl`),
+    which has none.
+    """
+    dataset = cfg.test_dataloader.dataset
+    dataset.pipeline = [step for step in dataset.pipeline if step['type'] != 'LoadOccupancyGT']
+    evaluator = cfg.test_evaluator
+    if isinstance(evaluator, Mapping) and 'metrics' in evaluator:
+        evaluator = evaluator['metrics']
+    for metric in evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]:
+        metric['format_only'] = True
+        metric['submission_path'] = str(path)
+
+
 def evaluate(submission: Any, ground_truth: Any, **options: Any) -> Mapping[str, float]:
     """Scores a submission folder/zip against an Occ3D root or info .pkl (see evaluate.py)."""
     from interndrive.occupancy.evaluate import evaluate_submission
@@ -59,4 +75,5 @@ TASK = Task(
     add_visualize_arguments=add_visualize_arguments,
     add_commands=add_commands,
     reference_metrics=REFERENCE_METRICS,
+    prepare_submission=prepare_submission,
 )
