@@ -47,7 +47,13 @@ def test_mmcv_has_compiled_ops() -> None:
 
 @pytest.mark.parametrize(
     'module',
-    ['mmdet.models', 'mmdet3d.models', 'mmdet3d.datasets', 'mmdet3d.structures', 'mmdet3d.evaluation'],
+    [
+        'mmdet.models',
+        'mmdet3d.models',
+        'mmdet3d.datasets',
+        'mmdet3d.structures',
+        'mmdet3d.evaluation',
+    ],
 )
 def test_mmdet3d_imports_without_its_optional_dependencies(module: str) -> None:
     # mmdet3d is installed --no-deps (its declared open3d/waymo deps are never used): the parts we use

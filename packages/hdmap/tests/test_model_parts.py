@@ -21,7 +21,11 @@ from interndrive.hdmap.models.det_losses import (
 )
 from interndrive.hdmap.models.ipm_encoder import ipm_sample, plane_grid
 from interndrive.hdmap.models.map_element_detector import MapElementDetector
-from interndrive.hdmap.models.polyline_generator import STOP_TOKEN, PolylineGenerator, nucleus_filter
+from interndrive.hdmap.models.polyline_generator import (
+    STOP_TOKEN,
+    PolylineGenerator,
+    nucleus_filter,
+)
 from interndrive.hdmap.models.vectormapnet import DGHead
 
 
@@ -50,7 +54,9 @@ def test_ipm_sample_picks_the_projected_pixel_and_ignores_cameras_behind():
     front = _front_camera(w, h)
     back = front @ torch.diag(torch.tensor([-1.0, -1, 1, 1]))
     ego2img = torch.stack([front, back]).unsqueeze(0)
-    points = torch.tensor([[[[10.0, 0.0, 0.0], [10.0, 2.0, 0.0], [-10.0, 0.0, 0.0]]]])  # (1, 1, 3, 3)
+    points = torch.tensor(
+        [[[[10.0, 0.0, 0.0], [10.0, 2.0, 0.0], [-10.0, 0.0, 0.0]]]]
+    )  # (1, 1, 3, 3)
     out, count = ipm_sample(feats, ego2img, points, (h, w))
     # (10, 0): u = 16 → pixel 15.5 centre convention of align_corners=False → bilinear of cols 15 and 16
     assert out[0, 0, 0, 0, 0].item() == pytest.approx(15.5, abs=1e-4)
@@ -206,7 +212,13 @@ def test_detector_and_head_losses_on_tiny_bev():
     head.init_weights()
     bev = torch.randn(2, 8, 5, 10, requires_grad=True)
     losses = head.loss(bev, [polys, polys])
-    assert set(losses) == {'d0.loss_det_cls', 'd0.loss_det_reg', 'loss_det_cls', 'loss_det_reg', 'loss_gen'}
+    assert set(losses) == {
+        'd0.loss_det_cls',
+        'd0.loss_det_reg',
+        'loss_det_cls',
+        'loss_det_reg',
+        'loss_gen',
+    }
     sum(losses.values()).backward()
     assert all(torch.isfinite(v) for v in losses.values())
     assert bev.grad.abs().sum() > 0
@@ -214,7 +226,7 @@ def test_detector_and_head_losses_on_tiny_bev():
     preds = head.predict(bev.detach(), greedy=True)
     assert len(preds) == 2 and len(preds[0]['scores']) == 4
     assert np.all(np.diff(preds[0]['scores']) <= 0)  # global top-k, best first
-    logits, boxes = head.det_net(bev.detach())
+    _, boxes = head.det_net(bev.detach())
     assert boxes[-1].shape == (2, 6, 4)
     assert torch.all(boxes[-1][..., 0::2] <= 200) and torch.all(boxes[-1][..., 1::2] <= 100)
 

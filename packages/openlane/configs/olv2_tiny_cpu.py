@@ -18,7 +18,7 @@ def _decoder(num_levels, num_layers=2):
         return_intermediate=True,
         post_norm_cfg=None,  # post-norm layers: no extra norm after the stack
         layer_cfg=dict(
-            self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4, dropout=0.0, batch_first=True),
+            self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4, batch_first=True),
             cross_attn_cfg=dict(embed_dims=embed_dims, num_levels=num_levels, batch_first=True),
             ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=ffn_dims, ffn_drop=0.0),
         ),

@@ -103,7 +103,20 @@ class OpenLaneV2Dataset(BaseDataset):
         )
 
     def load_data_list(self) -> list[dict[str, Any]]:
-        collection = load_collection(self.ann_file, require_annotation=not self.test_mode)
+        # One-line user errors (the CLI prints them and exits with 2) instead of a traceback
+        # from deep inside Runner.from_cfg.
+        from interndrive.common.engine.checks import InterndriveError, require_dir, require_file
+
+        require_dir(self.data_root, 'OpenLane-V2 data root', hint='set data_root in the config')
+        require_file(
+            self.ann_file,
+            'OpenLane-V2 collection pickle',
+            hint='build it with `interndrive openlane convert ROOT ROOT/data_dict_subset_A.json`',
+        )
+        try:
+            collection = load_collection(self.ann_file, require_annotation=not self.test_mode)
+        except FormatError as err:
+            raise InterndriveError(' '.join(str(err).split())) from err
         return [self.parse_frame(token, frame) for token, frame in collection.items()]
 
     def parse_frame(self, token: tuple[str, str, str], frame: dict[str, Any]) -> dict[str, Any]:

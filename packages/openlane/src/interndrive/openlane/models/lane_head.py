@@ -43,7 +43,13 @@ def default_decoder(embed_dims: int = 256, ffn_dims: int = 512, num_layers: int 
         return_intermediate=True,
         post_norm_cfg=None,  # post-norm layers: no extra norm after the stack
         layer_cfg=dict(
-            self_attn_cfg=dict(embed_dims=embed_dims, num_heads=8, dropout=0.1, batch_first=True),
+            self_attn_cfg=dict(
+                embed_dims=embed_dims,
+                num_heads=8,
+                attn_drop=0.1,
+                dropout_layer=dict(type='Dropout', drop_prob=0.1),
+                batch_first=True,
+            ),
             cross_attn_cfg=dict(embed_dims=embed_dims, num_levels=1, batch_first=True),
             ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=ffn_dims, ffn_drop=0.1),
         ),
