@@ -128,3 +128,23 @@ def test_metric_scores_ground_truth_outputs_and_writes_submission(data, tmp_path
     assert validate_submission(load_submission(sub_path), [s.metainfo['token'] for s in samples]).ok
     with pytest.raises(KeyError, match='lacks'):
         OpenLaneV2Metric(ann).process({}, [Det3DDataSample(metainfo={'token': ('a', 'b', 'c')})])
+
+
+def test_metric_config_errors_name_the_argument(data, tmp_path):
+    from interndrive.common.engine.checks import ConfigError, MissingPathError
+    from interndrive.openlane.evaluator import OpenLaneV2Metric
+
+    ann = str(data / 'data_dict_subset_A_val.pkl')
+    with pytest.raises(ConfigError, match=r"OpenLaneV2Metric version: .*got '2\.5'"):
+        OpenLaneV2Metric(ann, version='2.5')
+    with pytest.raises(ConfigError, match='format_only=True needs submission_path'):
+        OpenLaneV2Metric(ann, format_only=True)
+    with pytest.raises(MissingPathError, match=r'OpenLaneV2Metric ann_file .*nowhere.pkl'):
+        OpenLaneV2Metric(str(tmp_path / 'nowhere.pkl'))
+    # Format-only runs (the test split) need no ground truth file.
+    OpenLaneV2Metric(str(tmp_path / 'nowhere.pkl'), format_only=True, submission_path='s.pkl')
+    with pytest.raises(ConfigError, match='were not predicted'):
+        OpenLaneV2Metric(ann).compute_metrics([])
+    test_split = str(data / 'data_dict_subset_A_test.pkl')  # no annotation: cannot be scored
+    with pytest.raises(ConfigError, match=r'ann_file: .*has no "annotation" \(test split\?\)'):
+        OpenLaneV2Metric(test_split).compute_metrics([])

@@ -47,8 +47,7 @@ def test_task_object():
     assert isinstance(TASK, Task) and TASK.name == 'openlane'
     assert TASK.config_dir.name == 'configs'
     assert TASK.reference_metrics['InternImage-S (internimage-s.py)']['OLS'] == 0.325
-    # demo / register_modules belong to the model phase: absent or callable.
-    assert all(f is None or callable(f) for f in (TASK.demo, TASK.register_modules))
+    assert callable(TASK.demo) and callable(TASK.register_modules)
 
 
 def test_task_evaluate_and_table(converted):
@@ -100,3 +99,20 @@ def test_cli_rejects_bad_submission(converted, tmp_path, capsys):
     assert 'have no prediction' in capsys.readouterr().out
     assert main(['evaluate', 'openlane', str(path), str(gt_path)]) == 2  # one-line user error
     assert 'have no prediction' in capsys.readouterr().err
+
+
+def test_cli_names_bad_evaluate_options(converted, capsys):
+    from interndrive.common.cli import main
+
+    _, gt_path, sub_path, _, _ = converted
+    argv = ['evaluate', 'openlane', str(sub_path), str(gt_path)]
+    assert main([*argv, '--option', 'version=2.5']) == 2
+    err = capsys.readouterr().err
+    assert "metric version must be one of ('1.0', '1.1')" in err and '2.5' in err
+    assert 'Traceback' not in err
+    assert main([*argv, '--option', 'threshold=3']) == 2
+    err = capsys.readouterr().err
+    assert 'unknown --option threshold' in err and 'version' in err
+    # A JSON file where the collection pickle belongs: named, with what was expected.
+    assert main(['evaluate', 'openlane', str(sub_path), str(gt_path.parent / 'x.json')]) == 2
+    assert "ground truth '" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def normalize_version(version: Any) -> str:
         return '1.0'
     if text in ('1.1', '1.1.0', '2.1', '2.1.0'):
         return '1.1'
-    raise ValueError(
+    raise MetricVersionError(
         f'metric version must be one of {METRIC_VERSIONS} (v1.0 = seed numbers), got {version!r}'
     )
 

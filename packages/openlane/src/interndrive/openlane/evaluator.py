@@ -22,8 +22,10 @@ import numpy as np
 from mmdet3d.registry import METRICS
 from mmengine.evaluator import BaseMetric
 
-from .evaluation import normalize_version
-from .formats import load_collection
+from interndrive.common.engine.checks import ConfigError, require_file
+
+from .evaluation import MetricVersionError, normalize_version
+from .formats import FormatError, load_collection
 from .metric.ols import evaluate_frames
 from .submission import make_submission, write_submission
 from .targets import format_predictions
@@ -70,9 +72,23 @@ class OpenLaneV2Metric(BaseMetric):
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if format_only and not submission_path:
-            raise ValueError('OpenLaneV2Metric: format_only=True needs submission_path')
+            raise ConfigError(
+                'OpenLaneV2Metric: format_only=True needs submission_path '
+                '(interndrive test ... --format-only --submission PATH)'
+            )
+        if not format_only:
+            # Checked now, not after a whole test epoch (format-only runs need no ground truth).
+            require_file(
+                ann_file,
+                'OpenLaneV2Metric ann_file (ground-truth collection pickle)',
+                hint='build it with `interndrive openlane convert`, or set '
+                '--cfg-options test_evaluator.ann_file=PATH',
+            )
         self.ann_file = ann_file
-        self.version = normalize_version(version)
+        try:
+            self.version = normalize_version(version)
+        except MetricVersionError as err:
+            raise ConfigError(f'OpenLaneV2Metric version: {err}') from err
         self.format_only = format_only
         self.submission_path = submission_path
 
@@ -99,11 +115,14 @@ class OpenLaneV2Metric(BaseMetric):
         if self.format_only:
             write_submission(self.submission_path, make_submission(predictions))
             return {}
-        collection = load_collection(self.ann_file)
+        try:
+            collection = load_collection(self.ann_file)
+        except FormatError as err:  # e.g. the test split's pickle, which has no annotation
+            raise ConfigError(f'OpenLaneV2Metric ann_file: {" ".join(str(err).split())}') from err
         gts = {t: f['annotation'] for t, f in collection.items()}
         missing = [t for t in gts if t not in predictions]
         if missing:
-            raise KeyError(
+            raise ConfigError(
                 f'OpenLaneV2Metric: {len(missing)} frames of {self.ann_file} were not predicted, '
                 f'e.g. {missing[0]} (evaluate on the whole split)'
             )

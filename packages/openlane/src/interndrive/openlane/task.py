@@ -16,11 +16,22 @@ def _config_dir() -> Path:
     return installed if installed.is_dir() else Path(__file__).resolve().parents[3] / 'configs'
 
 
+EVALUATE_OPTIONS = ('version',)
+
+
 def evaluate(submission: Any, ground_truth: Any, **options: Any) -> Mapping[str, float]:
     """Scores a submission pickle against a collection pickle; option `version` = 1.0 | 1.1."""
     from interndrive.openlane.cli import user_errors
     from interndrive.openlane.evaluation import evaluate_submission
 
+    unknown = sorted(set(options) - set(EVALUATE_OPTIONS))
+    if unknown:
+        from interndrive.common.engine.checks import InterndriveError
+
+        raise InterndriveError(
+            f'interndrive evaluate openlane: unknown --option {", ".join(unknown)}; '
+            f'the options are {", ".join(EVALUATE_OPTIONS)} (e.g. --option version=1.1)'
+        )
     with user_errors():
         return evaluate_submission(submission, ground_truth, **options)
 
