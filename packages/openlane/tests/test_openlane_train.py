@@ -76,3 +76,38 @@ def test_dataset_errors_name_the_path(tmp_path):
     assert len(OpenLaneV2Dataset('data_dict_subset_A_test.pkl', str(tmp_path), test_mode=True)) == 1
     with pytest.raises(InterndriveError, match='has no "annotation" \\(test split\\?\\)'):
         OpenLaneV2Dataset('data_dict_subset_A_test.pkl', str(tmp_path))
+
+
+def test_dataset_errors_name_the_frame_and_image(tmp_path):
+    import pickle
+
+    from mmengine.registry import init_default_scope
+
+    from interndrive.common.engine.checks import InterndriveError, MissingPathError
+    from interndrive.openlane.convert import convert
+    from interndrive.openlane.datasets import OpenLaneV2Dataset, default_pipeline
+    from interndrive.openlane.formats import load_collection
+    from interndrive.openlane.synthetic import write_dataset
+
+    split_file = write_dataset(
+        tmp_path, splits={'val': 1}, frames_per_segment=1, image_scale=0.0625
+    )
+    (pkl,) = convert(tmp_path, split_file, backend='builtin')
+    collection = load_collection(pkl)
+    frame = next(iter(collection.values()))
+    # Front camera not first (the model's front-view TE head reads view 0).
+    cameras = list(frame['sensor'])
+    frame['sensor'] = {c: frame['sensor'][c] for c in [*cameras[1:], cameras[0]]}
+    bad = tmp_path / 'bad_order.pkl'
+    bad.write_bytes(pickle.dumps(collection))
+    with pytest.raises(
+        InterndriveError, match=r'bad_order.pkl: frame .* expected ring_front_center'
+    ):
+        OpenLaneV2Dataset(str(bad), str(tmp_path))
+    # A missing image is named when the sample is loaded.
+    image = tmp_path / frame['sensor'][cameras[1]]['image_path']
+    image.unlink()
+    init_default_scope('mmdet3d')  # what configs set with default_scope = 'mmdet3d'
+    ds = OpenLaneV2Dataset(str(pkl), str(tmp_path), pipeline=default_pipeline(train=False))
+    with pytest.raises(MissingPathError, match=f'camera image .*{image.name} is missing'):
+        ds[0]

@@ -107,7 +107,15 @@ class OpenLaneV2Dataset(BaseDataset):
         # from deep inside Runner.from_cfg.
         from interndrive.common.engine.checks import InterndriveError, require_dir, require_file
 
-        require_dir(self.data_root, 'OpenLane-V2 data root', hint='set data_root in the config')
+        require_dir(
+            self.data_root,
+            'OpenLane-V2 data root',
+            # A config's top-level data_root is substituted when the file is parsed, so
+            # --cfg-options data_root=... changes nothing: name the keys that do.
+            hint='run from the folder holding data/OpenLane-V2, or set '
+            '{train,val,test}_dataloader.dataset.data_root and {val,test}_evaluator.ann_file '
+            'with --cfg-options',
+        )
         require_file(
             self.ann_file,
             'OpenLane-V2 collection pickle',
@@ -115,9 +123,9 @@ class OpenLaneV2Dataset(BaseDataset):
         )
         try:
             collection = load_collection(self.ann_file, require_annotation=not self.test_mode)
+            return [self.parse_frame(token, frame) for token, frame in collection.items()]
         except FormatError as err:
             raise InterndriveError(' '.join(str(err).split())) from err
-        return [self.parse_frame(token, frame) for token, frame in collection.items()]
 
     def parse_frame(self, token: tuple[str, str, str], frame: dict[str, Any]) -> dict[str, Any]:
         cameras = list(frame['sensor'])
@@ -176,7 +184,12 @@ class OLV2LoadMultiViewImages(BaseTransform):
         for path in results['img_filename']:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                raise FormatError(f'camera image {path} is missing or not an image')
+                from interndrive.common.engine.checks import MissingPathError
+
+                raise MissingPathError(
+                    f'camera image {path} is missing or not an image (expected '
+                    '<data_root>/<split>/<segment>/image/<camera>/<timestamp>.jpg)'
+                )
             images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32))
         results['img'] = images
         results['ori_shape'] = [i.shape[:2] for i in images]
