@@ -186,6 +186,39 @@ def test_generator_loss_backward_and_teacher_forcing_consistency():
     assert gen.layers[0].cross_attn.k_proj.weight.grad.abs().sum() > 0
 
 
+def test_generator_overfits_and_greedy_decoding_reproduces_the_training_sequences():
+    """Training (teacher forcing) and inference (KV-cache decoding) must agree on which position
+    predicts which token: after fitting two sequences, greedy decoding returns them exactly. An
+    off-by-one between `loss` and `generate` (or a wrong condition) makes this fail."""
+    gen = _generator(re_zero=True)
+    bev, index, labels, bbox = _conditions(2)
+    lines = [[10, 20, 30, 40, 50, 60], [150, 5, 80, 90]]  # x, y, x, y, ... (cell + 1)
+    tokens = torch.zeros(2, 7, dtype=torch.long)  # STOP-terminated, STOP-padded
+    weights = torch.zeros(2, 7)
+    for i, line in enumerate(lines):
+        tokens[i, : len(line)] = torch.tensor(line)
+        weights[i, : len(line) + 1] = 1.0
+    opt = torch.optim.Adam(gen.parameters(), lr=1e-2)
+    gen.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: 2 threads on a shared 2-core CPU are ~10x slower
+    try:
+        for _ in range(50):
+            opt.zero_grad()
+            loss = gen.loss(bev, index, labels, bbox, tokens, weights)
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    assert loss.item() < 0.05
+    gen.eval()
+    out = gen.generate(bev, index, labels, bbox, greedy=True)
+    scale = np.array([199.0, 99.0])
+    for line, verts in zip(lines, out, strict=True):
+        expected = (np.array(line, dtype=np.float64).reshape(-1, 2) - 1) / scale
+        np.testing.assert_allclose(verts, expected)
+
+
 def _line_targets():
     geoms = {0: [np.array([[-5.0, -3, 0], [5, -3, 0], [5, 3, 0], [-5, 3, 0], [-5, -3, 0]])],
              1: [np.array([[-30.0, 1.5, 0], [30, 1.5, 0]])],

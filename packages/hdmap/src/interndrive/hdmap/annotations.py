@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .constants import CAMERAS, CLASSES, ROI_SIZE
+from .errors import HDMapInputError
 from .io_utils import read_json_or_pickle, write_json_atomic
 
 Annotations = dict[str, list[dict[str, Any]]]
@@ -27,7 +28,7 @@ Annotations = dict[str, list[dict[str, Any]]]
 ROI_TOLERANCE = 0.05
 
 
-class AnnotationError(ValueError):
+class AnnotationError(HDMapInputError):
     """An annotation file does not follow the challenge format; the message lists every problem."""
 
 

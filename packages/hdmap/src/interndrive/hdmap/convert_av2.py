@@ -27,6 +27,7 @@ from shapely.geometry import LineString, MultiLineString, box
 from shapely.ops import linemerge, unary_union
 
 from .constants import CAMERAS, CLASSES, ROI_SIZE
+from .errors import HDMapInputError, MissingPathError
 
 _ROI_BOX = box(-ROI_SIZE[0] / 2, -ROI_SIZE[1] / 2, ROI_SIZE[0] / 2, ROI_SIZE[1] / 2)
 # Map elements farther than this from the ego position cannot reach the ROI (half-diagonal ≈ 33.6 m).
@@ -50,7 +51,7 @@ def city_map_elements(log_dir: Path) -> dict[str, list[np.ndarray]]:
     ArgoverseStaticMap, *_ = _require_av2()
     map_dir = log_dir / 'map'
     if not map_dir.is_dir():
-        raise FileNotFoundError(f'{log_dir}: no map/ folder (expected an Argoverse 2 sensor log)')
+        raise MissingPathError(f'{log_dir}: no map/ folder (expected an Argoverse 2 sensor log)')
     avm = ArgoverseStaticMap.from_map_dir(map_dir, build_raster=False)
 
     seen: set[bytes] = set()
@@ -135,7 +136,7 @@ def camera_calibration(log_dir: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for cam in CAMERAS:
         if cam not in intr.index or cam not in ego_se3_sensor:
-            raise ValueError(f'{log_dir}/calibration: camera {cam!r} missing')
+            raise HDMapInputError(f'{log_dir}/calibration: camera {cam!r} missing')
         row = intr.loc[cam]
         k = np.array(
             [[row.fx_px, 0, row.cx_px], [0, row.fy_px, row.cy_px], [0, 0, 1]], dtype=np.float64
@@ -199,9 +200,13 @@ def convert_log(
         max_frames: Keep at most this many frames (from the start).
     """
     log_dir = Path(log_dir)
+    if not interval_s > 0:
+        raise HDMapInputError(f'convert: --interval must be > 0 seconds, got {interval_s}')
+    if max_frames is not None and max_frames < 1:
+        raise HDMapInputError(f'convert: --max-frames must be >= 1, got {max_frames}')
     _, read_city_SE3_ego, _, _ = _require_av2()
     if not (log_dir / 'city_SE3_egovehicle.feather').is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f'{log_dir}: no city_SE3_egovehicle.feather (expected an AV2 sensor log)'
         )
     log_id = log_dir.name
@@ -270,12 +275,12 @@ def find_logs(paths: Sequence[str | os.PathLike]) -> list[Path]:
         elif p.is_dir():
             found = sorted(c for c in p.iterdir() if (c / 'map').is_dir())
             if not found:
-                raise FileNotFoundError(
+                raise MissingPathError(
                     f'{p}: neither an AV2 log (no map/ folder) nor a folder of logs'
                 )
             logs += found
         else:
-            raise FileNotFoundError(f'{p}: no such folder')
+            raise MissingPathError(f'{p}: no such folder')
     return logs
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import HDMapInputError, MissingPathError
+
 
 def _to_jsonable(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
@@ -61,18 +63,18 @@ def read_json_or_pickle(path: str | os.PathLike, what: str) -> Any:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f'{what} {path}: no such file')
+        raise MissingPathError(f'{what} {path}: no such file')
     suffix = path.suffix.lower()
     if suffix in ('.pkl', '.pickle'):
         # Pickle runs code from the file: only for the user's own files, as the challenge allows.
         with path.open('rb') as f:
             return pickle.load(f)
     if suffix != '.json':
-        raise ValueError(
+        raise HDMapInputError(
             f'{what} {path}: expected a .json (or .pkl) file, got {suffix or "no suffix"!r}'
         )
     try:
         with path.open() as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise ValueError(f'{what} {path}: not valid JSON ({e})') from e
+        raise HDMapInputError(f'{what} {path}: not valid JSON ({e})') from e

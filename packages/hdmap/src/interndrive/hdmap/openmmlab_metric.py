@@ -18,6 +18,7 @@ from mmengine.logging import print_log
 
 from .annotations import ground_truth, load_annotations
 from .constants import ROI_SIZE
+from .errors import HDMapInputError
 from .metric import chamfer_ap
 from .submission import frame_from_normalized, write_submission
 
@@ -59,7 +60,7 @@ class HDMapChamferMetric(BaseMetric):
         self.ann_file, self.roi_size = ann_file, tuple(roi_size)
         self.submission_path, self.format_only, self.meta = submission_path, format_only, meta
         if format_only and not submission_path:
-            raise ValueError('HDMapChamferMetric: format_only=True needs submission_path')
+            raise HDMapInputError('HDMapChamferMetric: format_only=True needs submission_path')
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         for s in data_samples:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .constants import CLASSES, DEFAULT_META
+from .errors import HDMapInputError
 from .io_utils import read_json_or_pickle, write_json_atomic
 
 # The challenge server rejects larger files.
@@ -31,7 +32,7 @@ REQUIRED_META = ('use_lidar', 'use_camera', 'use_external', 'output_format')
 _MAX_LISTED = 10
 
 
-class SubmissionError(ValueError):
+class SubmissionError(HDMapInputError):
     """A submission cannot be scored; the message lists every reason."""
 
 

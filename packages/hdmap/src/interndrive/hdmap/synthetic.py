@@ -19,6 +19,7 @@ import numpy as np
 
 from .annotations import save_annotations
 from .constants import CAMERAS, CLASSES
+from .errors import HDMapInputError
 from .io_utils import write_bytes_atomic, write_json_atomic
 from .synthetic_geometry import noisy_predictions, random_map
 
@@ -158,6 +159,14 @@ def generate_dataset(
         images: Also render the 7 camera JPEGs of every frame.
         image_scale: Image size relative to AV2's full resolution.
     """
+    for name, value in (('num_segments (--segments)', num_segments),
+                        ('frames_per_segment (--frames)', frames_per_segment)):  # fmt: skip
+        if value < 1:
+            raise HDMapInputError(f'generate: {name} must be >= 1, got {value}')
+    if not 0 < image_scale <= 1:
+        raise HDMapInputError(
+            f'generate: image_scale (--image-scale) must be in (0, 1], got {image_scale}'
+        )
     out_dir = Path(out_dir)
     ann = generate_annotations(num_segments, frames_per_segment, seed, image_scale)
     if images:

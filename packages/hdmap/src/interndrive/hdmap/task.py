@@ -46,7 +46,9 @@ def evaluate(
 
     unknown = set(options) - {'strict_tokens'}
     if unknown:
-        raise ValueError(
+        from .errors import HDMapInputError
+
+        raise HDMapInputError(
             f'evaluate hdmap: unknown option(s) {sorted(unknown)}; supported: strict_tokens'
         )
     return evaluate_files(

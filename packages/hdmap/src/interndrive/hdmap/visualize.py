@@ -18,6 +18,7 @@ from matplotlib.patches import Rectangle
 
 from .annotations import iter_frames, load_annotations
 from .constants import CAMERAS, CLASSES, ROI_SIZE
+from .errors import HDMapInputError
 from .metric.vectorized import resample_polylines
 from .submission import load_submission
 
@@ -230,11 +231,11 @@ def visualize_files(
         frames = [f for f in frames if f['timestamp'] in wanted]
         missing = wanted - {f['timestamp'] for f in frames}
         if missing:
-            raise ValueError(f'{annotation_file}: no frame with token(s) {sorted(missing)}')
+            raise HDMapInputError(f'{annotation_file}: no frame with token(s) {sorted(missing)}')
     else:
         frames = frames[:max_frames]
     if not frames:
-        raise ValueError(f'{annotation_file}: no frames to draw (segment={segment!r})')
+        raise HDMapInputError(f'{annotation_file}: no frames to draw (segment={segment!r})')
     results = {}
     if submission is not None:
         results = load_submission(submission)[0]['results']

@@ -16,6 +16,7 @@ from mmcv.transforms import BaseTransform
 from mmdet3d.registry import TRANSFORMS
 
 from ..constants import ROI_SIZE
+from ..errors import HDMapInputError, MissingPathError
 from .map_targets import map_targets, vectorize_map
 from .multiview import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, normalize_views, pad_views, resize_views
 
@@ -28,12 +29,12 @@ class HDMapLoadMultiViewImages(BaseTransform):
         imgs = []
         for path in results['img_filenames']:
             if not os.path.isfile(path):
-                raise FileNotFoundError(
+                raise MissingPathError(
                     f'image {path} of frame {results.get("token")} does not exist'
                 )
             img = mmcv.imread(path, 'color')
             if img is None:
-                raise ValueError(
+                raise HDMapInputError(
                     f'image {path} of frame {results.get("token")} could not be decoded'
                 )
             imgs.append(img)
