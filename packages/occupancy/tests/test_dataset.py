@@ -15,9 +15,12 @@ from mmengine.registry import init_default_scope
 
 from interndrive.occupancy.converter import create_occ_infos, info_from_mmdet3d
 from interndrive.occupancy.dataset import OccupancyDataset, ego_yaw_degrees
+from interndrive.occupancy.errors import OccupancyDataError
 from interndrive.occupancy.io_utils import atomic_pickle
 from interndrive.occupancy.synthetic import generate_synthetic_dataset, render_camera
 from interndrive.occupancy.transforms import (
+    LoadOccupancyGT,
+    OccLoadMultiViewImages,
     OccNormalizeMultiViewImage,
     OccPadMultiViewImage,
     OccPhotoMetricDistortionMultiView,
@@ -149,6 +152,21 @@ def test_scale_pad_normalize_and_photometric() -> None:
     assert not np.array_equal(distorted[0], image)  # seed 3 applies at least one step
     with pytest.raises(ValueError, match='float32'):
         OccPhotoMetricDistortionMultiView()({'img': [image.astype(np.uint8)]})
+
+
+def test_missing_inputs_are_named(tmp_path) -> None:
+    missing = tmp_path / 'samples' / 'CAM_FRONT' / 'x.jpg'
+    with pytest.raises(OccupancyDataError, match=r"camera image '.*CAM_FRONT/x\.jpg' is missing"):
+        OccLoadMultiViewImages()({'img_filename': [str(missing)]})
+    (tmp_path / 'not_an_image.jpg').write_bytes(b'text')
+    with pytest.raises(OccupancyDataError, match=r'not_an_image\.jpg.*not an image'):
+        OccLoadMultiViewImages()({'img_filename': [str(tmp_path / 'not_an_image.jpg')]})
+    with pytest.raises(OccupancyDataError, match='sample abc: no occ_gt_path'):
+        LoadOccupancyGT()({'token': 'abc'})
+    with pytest.raises(
+        OccupancyDataError, match=r"ground-truth file '.*labels\.npz' does not exist"
+    ):
+        LoadOccupancyGT()({'token': 'abc', 'occ_gt_path': str(tmp_path / 'labels.npz')})
 
 
 @pytest.mark.realdata

@@ -153,6 +153,15 @@ def test_real_frame_identical_to_reference(real_labels_path) -> None:
             r'\[0, 17\]',
         ),
         (dict(pred=np.zeros((2, 2), np.float32), gt=np.zeros((2, 2), np.uint8)), TypeError, 'pred'),
+        (  # out-of-range prediction in a scored voxel, on the masked word-gather path
+            dict(
+                pred=np.eye(8, dtype=np.uint8) * 18,
+                gt=np.zeros((8, 8), np.uint8),
+                mask=np.eye(8, dtype=np.uint8),
+            ),
+            ValueError,
+            r'pred: class ids must lie in \[0, 17\], found 18',
+        ),
         (
             dict(pred=np.zeros((2, 2), np.uint8), gt=np.zeros((2, 2), np.uint8), mask=np.ones(3)),
             ValueError,
@@ -213,3 +222,12 @@ def test_format_metrics_uses_readme_column_order() -> None:
     assert '| 55.56 | 50.00 | nan |' in table
     with pytest.raises(KeyError, match='mIoU'):
         format_metrics({'car': 1.0})
+
+
+def test_invalid_prediction_outside_the_mask_is_ignored_like_official() -> None:
+    # The official code indexes with the mask first, so unscored voxels are never looked at.
+    pred, gt, mask = next(_random_frames(7, 1, shape=(16, 16, 8)))
+    pred[mask == 0] = 200
+    expected = ReferenceMIoU()
+    expected.add_batch(pred, gt, mask)
+    np.testing.assert_array_equal(confusion_matrix(pred, gt, mask), expected.hist)

@@ -92,3 +92,18 @@ def test_missing_submission_and_missing_token(tmp_path, submission) -> None:
         list(iter_submission(submission, ['f' * 32]))
     with pytest.raises(OccupancyDataError, match=r'holds no \.npz'):
         pack_submission(tmp_path / 'empty', tmp_path / 'x.zip')
+
+
+def test_evaluate_names_bad_ground_truth_arguments(tmp_path, submission) -> None:
+    from interndrive.occupancy.evaluate import evaluate_submission, ground_truth_index
+    from interndrive.occupancy.io_utils import atomic_json
+
+    with pytest.raises(OccupancyDataError, match=r"split 'test': expected one of"):
+        ground_truth_index(tmp_path, split='test')
+    with pytest.raises(OccupancyDataError, match=r"'.*labels\.txt': expected the Occ3D data root"):
+        ground_truth_index(tmp_path / 'labels.txt')
+    atomic_json(tmp_path / 'annotations.json', {'train_split': [], 'scene_infos': {}})
+    with pytest.raises(OccupancyDataError, match=r"annotations\.json has no 'val_split'"):
+        ground_truth_index(tmp_path, split='val')
+    with pytest.raises(OccupancyDataError, match="no samples in split 'train'"):
+        evaluate_submission(submission, tmp_path, split='train')

@@ -13,7 +13,7 @@ from interndrive.occupancy.can_bus import can_bus_vector
 from interndrive.occupancy.constants import CAMERA_NAMES, FREE_LABEL
 from interndrive.occupancy.converter import create_occ_infos
 from interndrive.occupancy.errors import OccupancyDataError
-from interndrive.occupancy.evaluate import evaluate_submission
+from interndrive.occupancy.evaluate import evaluate_submission, ground_truth_index
 from interndrive.occupancy.formats import load_infos, load_labels
 from interndrive.occupancy.metric_reference import ReferenceMIoU
 from interndrive.occupancy.submission import save_prediction
@@ -151,6 +151,8 @@ def test_converter_rejects_bad_roots(tmp_path, dataset) -> None:
         create_occ_infos(data.root, tmp_path, tmp_path, version='v1.0-mini')
     with pytest.raises(OccupancyDataError, match=r'annotations\.json'):
         create_occ_infos(data.root, data.root, tmp_path, version='v1.0-mini', occ_root=tmp_path)
+    with pytest.raises(OccupancyDataError, match=r"version 'v1\.0-nope': expected one of"):
+        create_occ_infos(data.root, data.root, tmp_path, version='v1.0-nope')
 
 
 def test_evaluate_submission_end_to_end(dataset, tmp_path) -> None:
@@ -195,6 +197,15 @@ def test_test_version_has_no_annotations(tmp_path) -> None:
     (info,) = load_infos(written['test'])['infos']
     assert 'gt_boxes' not in info and not info['can_bus'].any()
     assert info['scene_name'] == 'scene-0077'
+    # The real test set has no Occ3D index: samples are kept without occ_gt_path, and scoring
+    # against those infos is refused with the reason.
+    (root / 'annotations.json').unlink()
+    written = create_occ_infos(root, None, version='v1.0-test')
+    assert load_infos(written['test'])['infos'][0]['occ_gt_path'] is None
+    with pytest.raises(
+        OccupancyDataError, match=r'1 sample\(s\) have no occ_gt_path \(test split\?\)'
+    ):
+        ground_truth_index(written['test'])
 
 
 def test_trainval_version_uses_train_and_val_scenes(tmp_path) -> None:

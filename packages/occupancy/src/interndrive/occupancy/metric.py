@@ -86,7 +86,10 @@ def _codes_in_mask(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None) ->
     Camera masks are sparse (≈7 % of the 640k voxels) and clustered along z, so the mask is first scanned
     as 64-bit words: only the words holding a visible voxel are gathered (≈20 % of the bytes), which is
     several times cheaper than boolean indexing over all voxels, the cost that dominates the official
-    per-frame code. `compress` then picks the visible bytes (~3× faster than `codes[mask]`).
+    per-frame code. The visible bytes are then picked with `flatnonzero` + `take` on a bool view
+    (about half the cost of `compress`, which goes through a slower generic path for 2-byte items),
+    and the codes are formed for the visible voxels only. Where the time goes, per stage:
+    `benchmarks/bench_metric_throughput.py` (last table) and the package README.
     """
     if mask is None:
         _check_pred_range(pred)
@@ -95,14 +98,17 @@ def _codes_in_mask(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None) ->
         return codes
     if mask.size % 8 == 0:
         words = np.flatnonzero(mask.view(np.uint64) != 0)  # nonzero() is fastest on bool
-        mask = mask.view(np.uint64)[words].view(np.uint8)
-        gt = gt.view(np.uint64)[words].view(np.uint8)
-        pred = pred.view(np.uint64)[words].view(np.uint8)
-    _check_pred_range(pred)  # every scored voxel (and its word neighbours) is checked
-    codes = np.multiply(gt, NUM_CLASSES, dtype=np.uint16)
-    codes += pred
+        mask = mask.view(np.uint64).take(words).view(np.uint8)  # take: ~20 % faster than [words]
+        gt = gt.view(np.uint64).take(words).view(np.uint8)
+        pred = pred.view(np.uint64).take(words).view(np.uint8)
+    # A bool view is only valid for 0/1 bytes (numpy counts bool nonzeros by summing bytes).
     visible = mask.view(np.bool_) if mask.size == 0 or mask.max() <= 1 else mask != 0
-    return codes.compress(visible)
+    index = np.flatnonzero(visible)
+    pred = pred.take(index)
+    _check_pred_range(pred)  # every scored voxel is checked
+    codes = np.multiply(gt.take(index), NUM_CLASSES, dtype=np.uint16)
+    codes += pred
+    return codes
 
 
 def confusion_matrix(

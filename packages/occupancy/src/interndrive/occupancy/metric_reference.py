@@ -4,7 +4,7 @@ Written to follow the challenge's `occ_metrics.py` step by step (per-frame boole
 `hist_info` with the `0 <= gt < n` filter, a float64 per-frame histogram with its per-frame mIoU, one
 accumulated histogram, `per_class_iu`, nanmean over the first 17 classes; F-score with sklearn's KDTree
 over voxel centres). It is deliberately simple and slow: tests check that `metric.py` gives identical
-numbers, and `benchmarks/metric_throughput.py` uses it as the speed baseline. Not for production use.
+numbers, and `benchmarks/bench_metric_throughput.py` uses it as the speed baseline. Not for production use.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ history frames, backward, AdamW). Reported: RSS before the step (imports + model
 over the step, and the increase; the ratio column compares the full config's step increase with the
 first full-config row measured in the same run (gradient checkpointing off = baseline).
 
-    python packages/occupancy/benchmarks/train_memory.py [--image-width 320 --bev 50 --queue 2]
+    python packages/occupancy/benchmarks/bench_train_memory.py [--image-width 320 --bev 50 --queue 2]
 
 CPU only (no GPU here): the numbers are host memory, not GPU memory; see the README for how they
 relate to the published 14 GB (8 GPUs, 1600×928 images, 200×200 BEV, queue 4).
