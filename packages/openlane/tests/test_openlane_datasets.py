@@ -122,10 +122,16 @@ def test_metric_scores_ground_truth_outputs_and_writes_submission(data, tmp_path
     assert scores['DET_l'] == pytest.approx(1.0), scores
     assert scores['DET_t'] == pytest.approx(1.0), scores
     sub_path = tmp_path / 'sub.pkl'
-    writer = OpenLaneV2Metric(ann, format_only=True, submission_path=str(sub_path))
+    meta = {'method': 'ours', 'authors': ['A. Author'], 'country': 'DE'}
+    writer = OpenLaneV2Metric(
+        ann, format_only=True, submission_path=str(sub_path), submission_meta=meta
+    )
     writer.process({}, samples)
     assert writer.compute_metrics(writer.results) == {}
-    assert validate_submission(load_submission(sub_path), [s.metainfo['token'] for s in samples]).ok
+    submission = load_submission(sub_path)
+    assert validate_submission(submission, [s.metainfo['token'] for s in samples]).ok
+    assert submission['method'] == 'ours' and submission['authors'] == ['A. Author']
+    assert submission['country / region'] == 'DE'
     with pytest.raises(KeyError, match='lacks'):
         OpenLaneV2Metric(ann).process({}, [Det3DDataSample(metainfo={'token': ('a', 'b', 'c')})])
 
@@ -139,6 +145,10 @@ def test_metric_config_errors_name_the_argument(data, tmp_path):
         OpenLaneV2Metric(ann, version='2.5')
     with pytest.raises(ConfigError, match='format_only=True needs submission_path'):
         OpenLaneV2Metric(ann, format_only=True)
+    with pytest.raises(ConfigError, match=r"submission_meta: unknown key\(s\) \['e-mail'\]"):
+        OpenLaneV2Metric(ann, submission_meta={'e-mail': 'a@b.c'})
+    with pytest.raises(ConfigError, match=r'submission_meta: .*Atlantis. is not an ISO 3166'):
+        OpenLaneV2Metric(ann, submission_meta={'country': 'Atlantis'})
     with pytest.raises(MissingPathError, match=r'OpenLaneV2Metric ann_file .*nowhere.pkl'):
         OpenLaneV2Metric(str(tmp_path / 'nowhere.pkl'))
     # Format-only runs (the test split) need no ground truth file.

@@ -15,7 +15,7 @@ with `format_only=True` writes the submission pickle to `submission_path`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,8 +27,11 @@ from interndrive.common.engine.checks import ConfigError, require_file
 from .evaluation import MetricVersionError, normalize_version
 from .formats import FormatError, load_collection
 from .metric.ols import evaluate_frames
-from .submission import make_submission, write_submission
+from .submission import make_submission, validate_submission, write_submission
 from .targets import format_predictions
+
+# Keyword arguments of `submission.make_submission` besides the predictions.
+SUBMISSION_META_KEYS = ('method', 'authors', 'email', 'institution', 'country')
 
 PRED_KEYS = (
     'pred_lc',
@@ -56,6 +59,9 @@ class OpenLaneV2Metric(BaseMetric):
         version: Metric version '1.0' (seed numbers, default) or '1.1'.
         format_only: Write the submission instead of scoring.
         submission_path: Submission pickle path for `format_only`.
+        submission_meta: The challenge's meta fields for the submission, any of `method`,
+            `authors` (≤ 10 names), `email`, `institution`, `country` (ISO 3166), e.g.
+            `--cfg-options "test_evaluator.submission_meta.authors=['A. Author']"`.
         collect_device, prefix: As mmengine's BaseMetric.
     """
 
@@ -67,6 +73,7 @@ class OpenLaneV2Metric(BaseMetric):
         version: str = '1.0',
         format_only: bool = False,
         submission_path: str | None = None,
+        submission_meta: Mapping[str, Any] | None = None,
         collect_device: str = 'cpu',
         prefix: str | None = None,
     ) -> None:
@@ -84,6 +91,17 @@ class OpenLaneV2Metric(BaseMetric):
                 hint='build it with `interndrive openlane convert`, or set '
                 '--cfg-options test_evaluator.ann_file=PATH',
             )
+        unknown = sorted(set(submission_meta or {}) - set(SUBMISSION_META_KEYS))
+        if unknown:
+            raise ConfigError(
+                f'OpenLaneV2Metric submission_meta: unknown key(s) {unknown}; '
+                f'expected some of {list(SUBMISSION_META_KEYS)}'
+            )
+        self.submission_meta = dict(submission_meta or {})
+        # Bad meta (> 10 authors, a country that is not ISO 3166) fails now, not after inference.
+        report = validate_submission(make_submission({}, **self.submission_meta))
+        if not report.ok:
+            raise ConfigError(f'OpenLaneV2Metric submission_meta: {"; ".join(report.errors)}')
         self.ann_file = ann_file
         try:
             self.version = normalize_version(version)
@@ -113,7 +131,9 @@ class OpenLaneV2Metric(BaseMetric):
     def compute_metrics(self, results: list) -> dict[str, float]:
         predictions = {tuple(r['token']): r['predictions'] for r in results}
         if self.format_only:
-            write_submission(self.submission_path, make_submission(predictions))
+            write_submission(
+                self.submission_path, make_submission(predictions, **self.submission_meta)
+            )
             return {}
         try:
             collection = load_collection(self.ann_file)
