@@ -116,3 +116,26 @@ def test_cli_names_bad_evaluate_options(converted, capsys):
     # A JSON file where the collection pickle belongs: named, with what was expected.
     assert main(['evaluate', 'openlane', str(sub_path), str(gt_path.parent / 'x.json')]) == 2
     assert "ground truth '" in capsys.readouterr().err
+
+
+def test_cli_validates_against_the_test_split(tmp_path, capsys):
+    """The test split's pickle has no annotation; validate needs only its frame list."""
+    from interndrive.common.cli import main
+
+    split_file = write_dataset(
+        tmp_path, splits={'test': 1}, frames_per_segment=2, write_images=False
+    )
+    (gt_path,) = convert(tmp_path, split_file, backend='builtin')
+    empty = {
+        'lane_centerline': [],
+        'traffic_element': [],
+        'topology_lclc': np.zeros((0, 0), np.float32),
+        'topology_lcte': np.zeros((0, 0), np.float32),
+    }
+    tokens = list(load_collection(gt_path, require_annotation=False))
+    sub_path = write_submission(tmp_path / 's.pkl', make_submission(dict.fromkeys(tokens, empty)))
+    assert main(['openlane', 'validate', str(sub_path), '--ground-truth', str(gt_path)]) == 0
+    assert 'valid' in capsys.readouterr().out
+    partial = write_submission(tmp_path / 'p.pkl', make_submission({tokens[0]: empty}))
+    assert main(['openlane', 'validate', str(partial), '--ground-truth', str(gt_path)]) == 1
+    assert '1 ground-truth frames have no prediction' in capsys.readouterr().out

@@ -72,7 +72,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .submission import load_submission, validate_submission
 
     with user_errors():
-        tokens = list(load_collection(args.ground_truth)) if args.ground_truth else None
+        # Only the frame list is needed: the test split's pickle (no annotation) is fine.
+        tokens = (
+            list(load_collection(args.ground_truth, require_annotation=False))
+            if args.ground_truth
+            else None
+        )
         report = validate_submission(load_submission(args.submission), tokens)
     for warning in report.warnings:
         print(f'warning: {warning}')
