@@ -4,7 +4,9 @@ Each case runs in a fresh subprocess (peak RSS is per process): build the model 
 load one training queue from a generated synthetic dataset, then one optimizer step (forward with
 history frames, backward, AdamW). Reported: RSS before the step (imports + model + data), peak RSS
 over the step, and the increase; the ratio column compares the full config's step increase with the
-first full-config row measured in the same run (gradient checkpointing off = baseline).
+first full-config row measured in the same run (gradient checkpointing off = baseline). Exits with
+status 1 if gradient checkpointing changes the loss or the gradient norm (it must only trade memory
+for recomputation).
 
     python packages/occupancy/benchmarks/bench_train_memory.py [--image-width 320 --bev 50 --queue 2]
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -60,6 +63,9 @@ def run_case(args: argparse.Namespace) -> dict:
     tick = time.perf_counter()
     loss = model(**data, mode='loss')['loss_occ']
     loss.backward()
+    grad_norm = torch.linalg.vector_norm(
+        torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
+    )
     optimizer.step()
     seconds = time.perf_counter() - tick
     peak = _rss_mib()
@@ -74,10 +80,12 @@ def run_case(args: argparse.Namespace) -> dict:
         'peak_MiB': peak,
         'step_increase_MiB': peak - before,
         'step_s': seconds,
+        'loss': float(loss),
+        'grad_norm': float(grad_norm),
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--image-width', type=int, default=320, help='synthetic image width (16:9)')
     parser.add_argument('--bev', type=int, default=50, help='BEV size of the full config')
@@ -87,7 +95,7 @@ def main() -> None:
     if args.case:
         case = argparse.Namespace(**json.loads(args.case))
         print(json.dumps(run_case(case)))
-        return
+        return 0
 
     from interndrive.occupancy.converter import create_occ_infos
     from interndrive.occupancy.synthetic import generate_synthetic_dataset
@@ -119,18 +127,27 @@ def main() -> None:
     baseline = rows[1]['step_increase_MiB']
     print(
         '| config | BEV | image (padded) | queue | with_cp | params (M) | RSS before (MiB) '
-        '| peak RSS (MiB) | step increase (MiB) | ratio | step (s) |'
+        '| peak RSS (MiB) | step increase (MiB) | ratio | step (s) | loss | grad norm |'
     )
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     for i, row in enumerate(rows):
         ratio = f'{row["step_increase_MiB"] / baseline:.2f}' if i else '–'
         print(
             f'| {row["config"]} | {row["bev"]}×{row["bev"]} | {row["image"][1]}×{row["image"][0]} '
             f'| {row["queue"]} | {row["with_cp"]} | {row["params_M"]:.2f} '
             f'| {row["rss_before_MiB"]:.0f} | {row["peak_MiB"]:.0f} '
-            f'| {row["step_increase_MiB"]:.0f} | {ratio} | {row["step_s"]:.1f} |'
+            f'| {row["step_increase_MiB"]:.0f} | {ratio} | {row["step_s"]:.1f} '
+            f'| {row["loss"]:.6f} | {row["grad_norm"]:.6f} |'
         )
+    # Gradient checkpointing trades memory for recomputation; it must not change the step.
+    plain, checkpointed = rows[1], rows[2]
+    if plain['loss'] != checkpointed['loss'] or not math.isclose(
+        plain['grad_norm'], checkpointed['grad_norm'], rel_tol=1e-4
+    ):
+        print('FAILED: with_cp changed the loss or the gradients', file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -13,7 +13,10 @@ from interndrive.occupancy.can_bus import can_bus_vector
 from interndrive.occupancy.constants import CAMERA_NAMES, FREE_LABEL
 from interndrive.occupancy.converter import create_occ_infos
 from interndrive.occupancy.errors import OccupancyDataError
-from interndrive.occupancy.evaluate import evaluate_submission, ground_truth_index
+from interndrive.occupancy.evaluate import (
+    evaluate_submission,
+    ground_truth_index,
+)
 from interndrive.occupancy.formats import load_infos, load_labels
 from interndrive.occupancy.metric_reference import ReferenceMIoU
 from interndrive.occupancy.submission import save_prediction

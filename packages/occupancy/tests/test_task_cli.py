@@ -11,6 +11,7 @@ from interndrive.common.tasks import Task
 from interndrive.occupancy.constants import GRID_SHAPE
 from interndrive.occupancy.errors import OccupancyDataError
 from interndrive.occupancy.formats import load_infos, load_labels
+from interndrive.occupancy.io_utils import atomic_pickle
 from interndrive.occupancy.submission import save_prediction
 from interndrive.occupancy.task import TASK
 
@@ -76,6 +77,25 @@ def test_commands_and_evaluate(converted, capsys) -> None:
     assert 'REJECTED' in capsys.readouterr().out
     with pytest.raises(OccupancyDataError, match='invalid submission'):
         _run(parser, 'pack', str(submission), str(root / 'bad.zip'))
+
+
+def test_validate_against_test_split_infos(converted, tmp_path, capsys) -> None:
+    # Test-split infos have no occ_gt_path; validation still requires every one of their tokens.
+    data = load_infos(converted / 'occ_infos_temporal_val.pkl')
+    for info in data['infos']:
+        info['occ_gt_path'] = None
+    test_infos = atomic_pickle(tmp_path / 'occ_infos_temporal_test.pkl', data)
+    tokens = [info['token'] for info in data['infos']]
+    (tmp_path / 'sub').mkdir()
+    for token in tokens[1:]:
+        save_prediction(tmp_path / 'sub', token, np.zeros(GRID_SHAPE, np.uint8))
+    parser = _commands()
+    capsys.readouterr()
+    assert _run(parser, 'validate', str(tmp_path / 'sub'), '--ground-truth', str(test_infos)) == 1
+    out = capsys.readouterr().out
+    assert f'REJECTED: missing predictions for 1 sample token(s): {tokens[0]}' in out, out
+    save_prediction(tmp_path / 'sub', tokens[0], np.zeros(GRID_SHAPE, np.uint8))
+    assert _run(parser, 'validate', str(tmp_path / 'sub'), '--ground-truth', str(test_infos)) == 0
 
 
 def test_visualize_from_infos(converted, tmp_path) -> None:

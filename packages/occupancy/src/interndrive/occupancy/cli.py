@@ -44,12 +44,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from interndrive.occupancy.evaluate import ground_truth_index
+    from interndrive.occupancy.evaluate import expected_tokens
     from interndrive.occupancy.submission import validate_submission
 
     expected = None
-    if args.ground_truth:
-        expected = ground_truth_index(args.ground_truth, args.split, args.occ_root)
+    if args.ground_truth:  # an info .pkl of the test split works too (tokens only)
+        expected = expected_tokens(args.ground_truth, args.split, args.occ_root)
     report = validate_submission(args.submission, expected)
     for error in report.errors:
         print(f'REJECTED: {error}')

@@ -90,6 +90,16 @@ def ground_truth_index(
     )
 
 
+def expected_tokens(
+    ground_truth: str | os.PathLike[str], split: str = 'val', occ_root: str | None = None
+) -> list[str]:
+    """Sample tokens a complete submission must cover: those of an info pickle (any split, also the
+    test split, which has no ground truth), or of `split` in an Occ3D root."""
+    if Path(ground_truth).suffix == '.pkl':
+        return [info['token'] for info in load_infos(ground_truth)['infos']]
+    return list(ground_truth_index(ground_truth, split, occ_root))
+
+
 def evaluate_submission(
     submission: str | os.PathLike[str],
     ground_truth: str | os.PathLike[str],
