@@ -65,8 +65,19 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    from interndrive.occupancy.checkpoint import convert_upstream_checkpoint
+
+    result = convert_upstream_checkpoint(args.src, args.dst)
+    print(f'{args.dst}: {result["num_tensors"]} tensors')
+    for key in result['unused_keys']:
+        print(f'not used by BEVFormerOcc: {key}')
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Adds `generate`, `convert`, `validate` and `pack` under `interndrive occupancy`."""
+    """Adds `generate`, `convert`, `validate`, `pack` and `convert-checkpoint` under
+    `interndrive occupancy`."""
     generate = subparsers.add_parser(
         'generate', help='write a small synthetic nuScenes + Occ3D dataset'
     )
@@ -120,6 +131,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     pack.add_argument('folder')
     pack.add_argument('zip')
     pack.set_defaults(func=cmd_pack)
+
+    convert_checkpoint = subparsers.add_parser(
+        'convert-checkpoint', help='upstream BEVFormer-Occ .pth -> BEVFormerOcc .pth (key rename)'
+    )
+    convert_checkpoint.add_argument('src', help='upstream checkpoint (.pth)')
+    convert_checkpoint.add_argument('dst', help='output checkpoint for `interndrive test`')
+    convert_checkpoint.set_defaults(func=cmd_convert_checkpoint)
 
 
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
