@@ -73,6 +73,7 @@ def test_relationship_targets_match_loop():
     assert relationship_targets(gt, (q1, g1), (q2[:0], g2[:0]), 10, 12).sum() == 0
 
 
+@pytest.mark.slow  # 8–23 s on 2 busy cores (batch of 2, forward, backward, predict)
 def test_tiny_model_losses_gradients_and_predictions():
     model = _tiny_model()
     inputs, samples = make_batch(batch=2)
@@ -102,6 +103,7 @@ def test_tiny_model_losses_gradients_and_predictions():
         assert ((value >= 0) & (value <= 1)).all(), key
 
 
+@pytest.mark.slow  # 13 optimisation steps: 15–55 s on 2 busy cores
 def test_tiny_model_fits_one_batch():
     """A few AdamW steps on one batch lower the lane, TE and topology losses (the heads learn)."""
     model = _tiny_model()
