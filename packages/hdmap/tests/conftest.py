@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,22 @@ def av2_log() -> Path:
         'av2.map.map_api', reason='the av2 package (and a numpy-compatible pyarrow)'
     )
     return AV2_LOG
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Runs each test with one torch thread. The tests use tiny tensors, where a second intra-op thread
+    only adds synchronisation; on the shared 2-core machine (load > 2) that made model tests 10-20x
+    slower (e.g. 23 s instead of 0.1 s). Numbers do not depend on the thread count."""
+    torch = sys.modules.get(
+        'torch'
+    )  # the metric/format tests never import torch: do not import it here
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
