@@ -97,3 +97,31 @@ def test_loader_error_names_the_file(ann, tmp_path):
     path.write_text('[]')
     with pytest.raises(AnnotationError, match=r'expected \{segment_id'):
         load_annotations(path)
+
+
+def test_test_split_without_map_annotations(ann, tmp_path):
+    """The challenge's test frames may carry cameras and poses only: readable for inference and
+    token checks, rejected (with the reason) where GT is needed."""
+    from interndrive.hdmap.annotations import frame_tokens
+
+    test = copy.deepcopy(ann)
+    for frames in test.values():
+        for frame in frames:
+            del frame['annotation']
+    path = tmp_path / 'test_annotations.json'
+    path.write_text(json.dumps(test))
+    with pytest.raises(AnnotationError, match=r"missing key\(s\) \['annotation'\] \(a test split"):
+        load_annotations(path)
+    loaded = load_annotations(path, require_map=False)
+    assert validate_annotations(loaded, require_map=False).frames_without_map == 4
+    assert frame_tokens(loaded) == [f['timestamp'] for v in ann.values() for f in v]
+    with pytest.raises(AnnotationError, match=r'4 frame\(s\) have no map annotation'):
+        ground_truth(loaded)
+    broken = copy.deepcopy(test)
+    next(iter(broken.values()))[0]['pose']['ego2global_rotation'] = [
+        [2, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+    ]
+    report = validate_annotations(broken, require_map=False)
+    assert any('not a rotation matrix' in e for e in report.errors)  # the rest is still checked

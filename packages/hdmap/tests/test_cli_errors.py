@@ -139,3 +139,31 @@ def test_visualize_unknown_token(ann_file, tmp_path, capsys):
     argv = ['visualize', 'hdmap', str(ann_file), '--out-dir', str(tmp_path), '--token', '123']
     err = _cli_error(capsys, argv)
     assert f"{ann_file}: no frame with token(s) ['123']" in err
+
+
+def test_test_split_validates_and_visualizes_but_cannot_be_scored(ann_file, tmp_path, capsys):
+    data = json.loads(ann_file.read_text())
+    for frames in data.values():
+        for frame in frames:
+            del frame['annotation']
+    test_file = tmp_path / 'test_annotations.json'
+    test_file.write_text(json.dumps(data))
+    t0, t1 = _tokens(ann_file)
+    sub = _submission(tmp_path / 'sub.json', {t0: _line(), t1: _line(label=2)})
+    capsys.readouterr()
+    assert (
+        cli.main(['hdmap', 'validate', str(test_file), '--submission', str(sub), '--strict-tokens'])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert '2 frame(s) (2 without map annotations: test split, not scorable)' in out
+    assert '0 error(s), 0 warning(s), 2 prediction(s)' in out
+    err = _cli_error(capsys, ['evaluate', 'hdmap', str(sub), str(test_file)])
+    assert (
+        f'annotation file {test_file}' in err
+        and "missing key(s) ['annotation'] (a test split" in err
+    )
+    argv = ['visualize', 'hdmap', str(test_file), '--submission', str(sub), '--out-dir',
+            str(tmp_path / 'vis'), '--score-thr', '0']  # fmt: skip
+    assert cli.main(argv) == 0
+    assert len(list((tmp_path / 'vis').glob('*_bev.png'))) == 2

@@ -62,6 +62,25 @@ def test_test_mode_has_no_map(ann_file):
     assert 'map_geoms' not in ds.get_data_info(0)
 
 
+def test_test_split_without_map_annotations_loads_in_test_mode(ann_file, tmp_path):
+    import json
+
+    from interndrive.hdmap.annotations import AnnotationError
+
+    data = json.loads(ann_file.read_text())
+    for frames in data.values():
+        for frame in frames:
+            del frame['annotation']
+    test_file = tmp_path / 'test_annotations.json'
+    test_file.write_text(json.dumps(data))
+    init_default_scope('mmdet3d')
+    ds = AV2MapDataset(ann_file=str(test_file), data_root=str(ann_file.parent / 'val'),
+                       test_mode=True, pipeline=PIPELINE[:4])  # fmt: skip
+    assert len(ds) == 2 and ds[0]['img'][0].shape[:2] == (256, 480)
+    with pytest.raises(AnnotationError, match=r'test_annotations\.json(.|\n)*missing key'):
+        AV2MapDataset(ann_file=str(test_file), data_root=str(ann_file.parent / 'val'), pipeline=[])
+
+
 def test_missing_image_is_named(ann_file, tmp_path):
     init_default_scope('mmdet3d')
     ds = AV2MapDataset(ann_file=str(ann_file), data_root=str(tmp_path), pipeline=PIPELINE[:1])

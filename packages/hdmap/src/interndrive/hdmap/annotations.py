@@ -39,6 +39,7 @@ class AnnotationReport:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     num_frames: int = 0
+    frames_without_map: int = 0  # frames with no 'annotation' key (the test split)
 
     @property
     def ok(self) -> bool:
@@ -60,17 +61,27 @@ def _matrix(value: Any, shape: tuple[int, ...], where: str, errors: list[str]) -
     return arr
 
 
-def _check_frame(frame: Any, seg: str, i: int, report: AnnotationReport) -> str | None:
+def _check_frame(
+    frame: Any, seg: str, i: int, report: AnnotationReport, require_map: bool
+) -> str | None:
     where = f'[{seg!r}][{i}]'
     err = report.errors
     if not isinstance(frame, Mapping):
         err.append(f'{where}: expected a frame dict, got {type(frame).__name__}')
         return None
-    missing = [
-        k for k in ('segment_id', 'timestamp', 'sensor', 'annotation', 'pose') if k not in frame
-    ]
+    missing = [k for k in ('segment_id', 'timestamp', 'sensor', 'pose') if k not in frame]
+    if 'annotation' not in frame:
+        report.frames_without_map += 1
+        if require_map:
+            missing.append('annotation')
     if missing:
-        err.append(f'{where}: missing key(s) {missing}')
+        hint = (
+            ' (a test split without map annotations can only be read for inference: '
+            'test_mode=True / --format-only)'
+            if missing == ['annotation']
+            else ''
+        )
+        err.append(f'{where}: missing key(s) {missing}{hint}')
         return None
     if frame['segment_id'] != seg:
         err.append(
@@ -121,6 +132,8 @@ def _check_frame(frame: Any, seg: str, i: int, report: AnnotationReport) -> str 
         if r is not None and not np.allclose(r @ r.T, np.eye(3), atol=1e-3):
             err.append(f'{where}.pose.ego2global_rotation: not a rotation matrix (R·Rᵀ ≠ I)')
 
+    if 'annotation' not in frame:
+        return token
     ann = frame['annotation']
     if not isinstance(ann, Mapping):
         err.append(f'{where}.annotation: expected a dict of classes')
@@ -157,8 +170,14 @@ def _check_frame(frame: Any, seg: str, i: int, report: AnnotationReport) -> str 
     return token
 
 
-def validate_annotations(data: Any) -> AnnotationReport:
-    """Checks an in-memory annotation structure; returns every problem found (never raises)."""
+def validate_annotations(data: Any, require_map: bool = True) -> AnnotationReport:
+    """Checks an in-memory annotation structure; returns every problem found (never raises).
+
+    Args:
+        data: The loaded `{segment_id: [frame]}` structure.
+        require_map: Frames must carry `annotation` (map ground truth). False for a test split, whose
+            frames may have cameras and poses only (upstream reads `annotation` only outside test mode).
+    """
     report = AnnotationReport()
     if not isinstance(data, Mapping):
         report.errors.append(
@@ -174,7 +193,7 @@ def validate_annotations(data: Any) -> AnnotationReport:
             continue
         previous = None
         for i, frame in enumerate(frames):
-            token = _check_frame(frame, seg, i, report)
+            token = _check_frame(frame, seg, i, report, require_map)
             report.num_frames += 1
             if token is None:
                 continue
@@ -197,10 +216,15 @@ def validate_annotations(data: Any) -> AnnotationReport:
     return report
 
 
-def load_annotations(path: str | os.PathLike) -> Annotations:
-    """Loads and validates an annotation file; raises `AnnotationError` listing all problems."""
+def load_annotations(path: str | os.PathLike, require_map: bool = True) -> Annotations:
+    """Loads and validates an annotation file; raises `AnnotationError` listing all problems.
+
+    Args:
+        path: The annotation .json (or .pkl).
+        require_map: See `validate_annotations` (False: frames without `annotation` are accepted).
+    """
     data = read_json_or_pickle(path, 'annotation file')
-    report = validate_annotations(data)
+    report = validate_annotations(data, require_map)
     if not report.ok:
         shown = '\n  '.join(report.errors[:20])
         more = f'\n  ... and {len(report.errors) - 20} more' if len(report.errors) > 20 else ''
@@ -226,8 +250,22 @@ def iter_frames(data: Annotations) -> Iterator[dict[str, Any]]:
         yield from frames
 
 
+def frame_tokens(data: Annotations) -> list[str]:
+    """The frames' tokens (timestamps) in file order: the keys a submission must have."""
+    return [f['timestamp'] for f in iter_frames(data)]
+
+
 def ground_truth(data: Annotations) -> dict[str, dict[str, list[np.ndarray]]]:
-    """token -> class -> list of (N, 4) float64 polylines, the metric's ground-truth input."""
+    """token -> class -> list of (N, 4) float64 polylines, the metric's ground-truth input.
+
+    Raises `AnnotationError` if a frame has no map annotation (a test split cannot be scored).
+    """
+    unscorable = [f['timestamp'] for f in iter_frames(data) if 'annotation' not in f]
+    if unscorable:
+        raise AnnotationError(
+            f'{len(unscorable)} frame(s) have no map annotation (a test split?) and cannot be '
+            f'scored, e.g. token {unscorable[0]!r}'
+        )
     return {
         f['timestamp']: {
             c: [np.asarray(v, dtype=np.float64) for v in f['annotation'][c]] for c in CLASSES

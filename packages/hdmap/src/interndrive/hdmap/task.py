@@ -130,21 +130,27 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .annotations import AnnotationError, ground_truth, load_annotations
+    from .annotations import AnnotationError, frame_tokens, iter_frames, load_annotations
     from .io_utils import read_json_or_pickle
     from .submission import validate_submission
 
+    # a test split has no map annotations: its cameras, poses and tokens are still checked
     try:
-        gts = ground_truth(load_annotations(args.annotations))
+        ann = load_annotations(args.annotations, require_map=False)
     except AnnotationError as e:
         print(e, file=sys.stderr)
         return 1
-    print(f'{args.annotations}: valid annotation file, {len(gts)} frame(s)')
+    tokens = frame_tokens(ann)
+    without_map = sum('annotation' not in f for f in iter_frames(ann))
+    note = (
+        f' ({without_map} without map annotations: test split, not scorable)' if without_map else ''
+    )
+    print(f'{args.annotations}: valid annotation file, {len(tokens)} frame(s){note}')
     if args.submission is None:
         return 0
     report = validate_submission(
         read_json_or_pickle(args.submission, 'submission'),
-        gts.keys(),
+        tokens,
         strict_tokens=args.strict_tokens,
     )
     print(f'{args.submission}: ' + report.summary())

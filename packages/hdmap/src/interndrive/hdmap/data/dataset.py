@@ -36,7 +36,9 @@ class AV2MapDataset(BaseDataset):
         super().__init__(ann_file=ann_file, data_root=data_root, **kwargs)
 
     def load_data_list(self) -> list[dict[str, Any]]:
-        frames = list(iter_frames(load_annotations(self.ann_file)))[:: self.interval]
+        # the test split may have no map annotations: only required when they are used
+        ann = load_annotations(self.ann_file, require_map=not self.test_mode)
+        frames = list(iter_frames(ann))[:: self.interval]
         out = []
         for frame in frames:
             cams = [frame['sensor'][c] for c in CAMERAS]
