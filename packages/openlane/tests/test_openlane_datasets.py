@@ -12,6 +12,7 @@ from interndrive.openlane.datasets import (
     OpenLaneV2Dataset,
     can_bus_from_pose,
     default_pipeline,
+    devkit_dataset_available,
     rotation_to_quaternion,
 )
 from interndrive.openlane.synthetic import write_dataset
@@ -158,3 +159,40 @@ def test_metric_config_errors_name_the_argument(data, tmp_path):
     test_split = str(data / 'data_dict_subset_A_test.pkl')  # no annotation: cannot be scored
     with pytest.raises(ConfigError, match=r'ann_file: .*has no "annotation" \(test split\?\)'):
         OpenLaneV2Metric(test_split).compute_metrics([])
+
+
+@pytest.mark.skipif(
+    not devkit_dataset_available(), reason='openlanev2 devkit (dataset API) not installed'
+)
+def test_devkit_and_builtin_io_give_identical_samples(tmp_path):
+    """Frames read through the devkit's Collection/Frame equal those of the built-in reader."""
+    split_file = write_dataset(
+        tmp_path, splits={'train': 1, 'test': 1}, frames_per_segment=3, write_images=False
+    )
+    convert(tmp_path, split_file, backend='builtin')
+    for ann, test_mode in (('data_dict_subset_A_train.pkl', False), ('data_dict_subset_A_test.pkl', True)):  # fmt: skip
+        official = OpenLaneV2Dataset(ann, str(tmp_path), test_mode=test_mode, io_backend='devkit')
+        builtin = OpenLaneV2Dataset(ann, str(tmp_path), test_mode=test_mode, io_backend='builtin')
+        assert official.io_backend == 'devkit' and builtin.io_backend == 'builtin'
+        assert OpenLaneV2Dataset(ann, str(tmp_path), test_mode=test_mode).io_backend == 'devkit'
+        assert len(official) == len(builtin) == 3
+        for i in range(3):
+            a, b = official.get_data_info(i), builtin.get_data_info(i)
+            assert a.keys() == b.keys() and ('gt_lc_points' in a) == (not test_mode)
+            for key in a:
+                if key in ('sample_idx',):
+                    continue
+                va, vb = a[key], b[key]
+                if isinstance(va, list) and va and isinstance(va[0], np.ndarray):
+                    assert all(np.array_equal(x, y) for x, y in zip(va, vb, strict=True)), key
+                elif isinstance(va, np.ndarray):
+                    assert np.array_equal(va, vb), key
+                else:
+                    assert va == vb, key
+            assert all(
+                p.startswith(str(tmp_path) + '/') and '//' not in p for p in a['img_filename']
+            )
+    from interndrive.common.engine.checks import ConfigError
+
+    with pytest.raises(ConfigError, match=r"io_backend must be one of .*got 'pandas'"):
+        OpenLaneV2Dataset('data_dict_subset_A_train.pkl', str(tmp_path), io_backend='pandas')

@@ -20,6 +20,8 @@ Results keys: `img_filename` (7 paths, front first) → `img` (list of H×W×3 f
 
 from __future__ import annotations
 
+import importlib
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,7 +34,7 @@ from mmengine.dataset import BaseDataset
 
 from .bezier import fit_bezier_endpoint_fixed
 from .constants import FRONT_CAMERA, TRAFFIC_ELEMENT_ATTRIBUTES
-from .formats import FormatError, load_collection
+from .formats import FormatError, check_collection, load_collection
 from .image_ops import (
     IMAGENET_MEAN_RGB,
     IMAGENET_STD_RGB,
@@ -69,15 +71,62 @@ def can_bus_from_pose(rotation: np.ndarray, translation: np.ndarray) -> np.ndarr
     return can_bus
 
 
+IO_BACKENDS = ('auto', 'devkit', 'builtin')
+
+
+def devkit_dataset_available() -> bool:
+    """True when the official devkit's dataset API (`openlanev2.centerline.dataset`) imports."""
+    try:
+        importlib.import_module('openlanev2.centerline.dataset')
+    except ImportError:
+        return False
+    return True
+
+
+class DictFrame:
+    """The getters of the devkit's `openlanev2.centerline.dataset.Frame` that the dataset uses,
+    over the same frame dict: the fallback when the devkit is not installed."""
+
+    def __init__(self, root_path: str, meta: dict[str, Any]) -> None:
+        self.root_path = root_path
+        self.meta = meta
+
+    def get_camera_list(self) -> list[str]:
+        return list(self.meta['sensor'])
+
+    def get_pose(self) -> dict[str, Any]:
+        return self.meta['pose']
+
+    def get_image_path(self, camera: str) -> str:
+        return f'{self.root_path}/{self.meta["sensor"][camera]["image_path"]}'
+
+    def get_intrinsic(self, camera: str) -> dict[str, Any]:
+        return self.meta['sensor'][camera]['intrinsic']
+
+    def get_extrinsic(self, camera: str) -> dict[str, Any]:
+        return self.meta['sensor'][camera]['extrinsic']
+
+    def get_annotations(self) -> dict[str, Any] | None:
+        return self.meta.get('annotation')
+
+
 @DATASETS.register_module()
 class OpenLaneV2Dataset(BaseDataset):
     """Frames of a collection pickle (`interndrive openlane convert`) → pipeline inputs.
+
+    The frames are read through the official devkit's dataset API, as upstream does:
+    `openlanev2.centerline.dataset.Collection` loads the pickle and each frame's calibration, pose,
+    image paths and annotations come from its `Frame` getters. Without the devkit (`io_backend=
+    'builtin'`, or 'auto' when it is not installed) the same getters run over the same dicts
+    (`DictFrame`); a test checks that both give identical samples.
 
     Args:
         ann_file: Collection pickle, e.g. `data_dict_subset_A_train.pkl` (relative: under data_root).
         data_root: Dataset root the info image paths are relative to.
         pipeline: Transforms.
         test_mode: Frames without annotations are allowed (test split).
+        io_backend: 'devkit' (official `Collection`/`Frame`), 'builtin', or 'auto' (the devkit
+            when installed).
         **kwargs: Forwarded to mmengine's BaseDataset.
     """
 
@@ -92,8 +141,18 @@ class OpenLaneV2Dataset(BaseDataset):
         data_root: str,
         pipeline: list | None = None,
         test_mode: bool = False,
+        io_backend: str = 'auto',
         **kwargs: Any,
     ) -> None:
+        if io_backend not in IO_BACKENDS:
+            from interndrive.common.engine.checks import ConfigError
+
+            raise ConfigError(
+                f'OpenLaneV2Dataset io_backend must be one of {IO_BACKENDS}, got {io_backend!r}'
+            )
+        if io_backend == 'auto':
+            io_backend = 'devkit' if devkit_dataset_available() else 'builtin'
+        self.io_backend = io_backend
         super().__init__(
             ann_file=ann_file,
             data_root=data_root,
@@ -122,31 +181,52 @@ class OpenLaneV2Dataset(BaseDataset):
             hint='build it with `interndrive openlane convert ROOT ROOT/data_dict_subset_A.json`',
         )
         try:
-            collection = load_collection(self.ann_file, require_annotation=not self.test_mode)
-            return [self.parse_frame(token, frame) for token, frame in collection.items()]
+            frames = self._load_frames()
+            return [self.parse_frame(token, frame) for token, frame in frames]
         except FormatError as err:
             raise InterndriveError(' '.join(str(err).split())) from err
 
-    def parse_frame(self, token: tuple[str, str, str], frame: dict[str, Any]) -> dict[str, Any]:
-        cameras = list(frame['sensor'])
+    def _load_frames(self) -> list[tuple[tuple[str, str, str], Any]]:
+        """(token, frame) pairs in collection order; frames offer the devkit `Frame` getters."""
+        require_annotation = not self.test_mode
+        if self.io_backend == 'builtin':
+            collection = load_collection(self.ann_file, require_annotation=require_annotation)
+            return [(token, DictFrame(self.data_root, meta)) for token, meta in collection.items()]
+        from openlanev2.centerline.dataset import Collection
+
+        ann_file = Path(self.ann_file)
+        try:
+            devkit = Collection(str(self.data_root), str(ann_file.parent), ann_file.stem)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as err:
+            raise FormatError(f'{ann_file} is not a readable collection pickle: {err}') from err
+        check_collection(
+            {token: frame.meta for token, frame in devkit.frames.items()},
+            ann_file,
+            require_annotation,
+        )
+        return [(token, devkit.get_frame_via_identifier(token)) for token in devkit.keys]
+
+    def parse_frame(self, token: tuple[str, str, str], frame: Any) -> dict[str, Any]:
+        """Sample info of one frame (`openlanev2...Frame` or `DictFrame`)."""
+        cameras = frame.get_camera_list()
         if cameras[0] != FRONT_CAMERA:
             raise FormatError(
                 f'{self.ann_file}: frame {token} lists {cameras[0]} first, expected {FRONT_CAMERA}'
             )
-        root = Path(self.data_root)
         intrinsics, to_cam, to_img, paths = [], [], [], []
         for camera in cameras:
-            calib = frame['sensor'][camera]
-            k = np.asarray(calib['intrinsic']['K'], dtype=np.float64)
-            rot = np.asarray(calib['extrinsic']['rotation'], dtype=np.float64)
-            trans = np.asarray(calib['extrinsic']['translation'], dtype=np.float64)
+            extrinsic = frame.get_extrinsic(camera)
+            k = np.asarray(frame.get_intrinsic(camera)['K'], dtype=np.float64)
+            rot = np.asarray(extrinsic['rotation'], dtype=np.float64)
+            trans = np.asarray(extrinsic['translation'], dtype=np.float64)
             ego2cam = np.eye(4)
             ego2cam[:3, :3] = rot.T
             ego2cam[:3, 3] = -rot.T @ trans
             intrinsics.append(k)
             to_cam.append(ego2cam)
             to_img.append(lidar2img(k, rot, trans))
-            paths.append(str(root / calib['image_path']))
+            paths.append(str(Path(frame.get_image_path(camera))))  # the devkit joins with '/'
+        pose = frame.get_pose()
         info: dict[str, Any] = {
             'token': token,
             'scene_token': token[1],
@@ -156,9 +236,9 @@ class OpenLaneV2Dataset(BaseDataset):
             'cam_intrinsic': intrinsics,
             'lidar2cam': to_cam,
             'lidar2img': to_img,
-            'can_bus': can_bus_from_pose(frame['pose']['rotation'], frame['pose']['translation']),
+            'can_bus': can_bus_from_pose(pose['rotation'], pose['translation']),
         }
-        ann = frame.get('annotation')
+        ann = frame.get_annotations()
         if ann is not None:
             n_l, n_t = len(ann['lane_centerline']), len(ann['traffic_element'])
             info.update(

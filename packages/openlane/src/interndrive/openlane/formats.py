@@ -189,6 +189,13 @@ def load_collection(
             data = pickle.load(f)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as err:
         raise FormatError(f'{path} is not a readable collection pickle: {err}') from err
+    check_collection(data, path, require_annotation)
+    return data
+
+
+def check_collection(data: Any, path: str | Path, require_annotation: bool = True) -> None:
+    """Raises FormatError naming `path` and the frame when `data` is not a valid collection
+    ({(split, segment_id, timestamp): frame}; with `require_annotation`, valid annotations)."""
     if not isinstance(data, dict):
         raise FormatError(f'{path}: expected a dict keyed by (split, segment_id, timestamp)')
     for token, frame in data.items():
@@ -202,4 +209,3 @@ def load_collection(
             errors = validate_annotation(frame['annotation'], f'{path}: {token} annotation')
             if errors:
                 raise FormatError('\n'.join(errors[:20]))
-    return data
