@@ -187,3 +187,19 @@ def test_real_sample_converts_and_scores_itself(tmp_path, devkit_evaluate):
                 )
             )
             assert all(abs(ours[k] - theirs[k]) <= 1e-6 for k in METRIC_KEYS), (ours, theirs)
+
+
+def test_generator_and_converter_name_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match='image_scale must be > 0'):
+        write_dataset(tmp_path, image_scale=0)
+    with pytest.raises(ValueError, match='frames_per_segment must be ≥ 1'):
+        write_dataset(tmp_path, frames_per_segment=0)
+    with pytest.raises(ValueError, match=r"segments per split must be ≥ 0, got \{'val': -1\}"):
+        write_dataset(tmp_path, splits={'val': -1})
+    assert not any(tmp_path.iterdir())  # nothing written before the check
+    split_file = write_dataset(
+        tmp_path, splits={'val': 1}, frames_per_segment=1, write_images=False
+    )
+    for bad in (0, -20, 2.5):
+        with pytest.raises(ValueError, match=f'point_interval must be an int ≥ 1, got {bad}'):
+            convert(tmp_path, split_file, point_interval=bad, backend='builtin')

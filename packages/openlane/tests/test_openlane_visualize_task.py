@@ -139,3 +139,23 @@ def test_cli_validates_against_the_test_split(tmp_path, capsys):
     partial = write_submission(tmp_path / 'p.pkl', make_submission({tokens[0]: empty}))
     assert main(['openlane', 'validate', str(partial), '--ground-truth', str(gt_path)]) == 1
     assert '1 ground-truth frames have no prediction' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ('argv', 'message'),
+    [
+        (['openlane', 'generate', 'out', '--image-scale', '-1'], '--image-scale: must be ≥ 0.001'),
+        (['openlane', 'generate', 'out', '--frames-per-segment', '0'], 'must be ≥ 1, got 0'),
+        (['openlane', 'convert', 'r', 'd.json', '--point-interval', '0'], '--point-interval'),
+        (['visualize', 'openlane', 'gt.pkl', '--num', 'x'], "--num: expected int, got 'x'"),
+    ],
+)
+def test_cli_rejects_bad_numbers(argv, message, tmp_path, monkeypatch, capsys):
+    from interndrive.common.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was written

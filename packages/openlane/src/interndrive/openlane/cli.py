@@ -27,6 +27,22 @@ def user_errors() -> Iterator[None]:
         raise kind(' '.join(str(err).split())) from err
 
 
+def _at_least(minimum: float, kind: type = int):
+    """argparse type: a number ≥ `minimum` (argparse names the option in its error)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected {kind.__name__}, got {text!r}') from None
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f'must be ≥ {minimum}, got {text}')
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid <name> value" message
+    return parse
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
@@ -102,7 +118,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument('--split', action='append', help='split to convert (repeatable; default all)')
     p.add_argument(
-        '--point-interval', type=int, help='lane point subsampling (default 1 train, 20 val/test)'
+        '--point-interval',
+        type=_at_least(1),
+        help='lane point subsampling (default 1 train, 20 val/test)',
     )
     p.add_argument('--check-images', action='store_true', help='fail on missing images')
     p.add_argument('--backend', choices=['auto', 'devkit', 'builtin'], default='auto')
@@ -110,11 +128,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser('generate', help='write a synthetic dataset in the on-disk format')
     p.add_argument('out', help='output dataset root')
-    p.add_argument('--train-segments', type=int, default=2)
-    p.add_argument('--val-segments', type=int, default=1)
-    p.add_argument('--test-segments', type=int, default=0)
-    p.add_argument('--frames-per-segment', type=int, default=2)
-    p.add_argument('--image-scale', type=float, default=0.125, help='1.0 = full 2048×1550 images')
+    p.add_argument('--train-segments', type=_at_least(0), default=2)
+    p.add_argument('--val-segments', type=_at_least(0), default=1)
+    p.add_argument('--test-segments', type=_at_least(0), default=0)
+    p.add_argument('--frames-per-segment', type=_at_least(1), default=2)
+    p.add_argument(
+        '--image-scale',
+        type=_at_least(1e-3, float),
+        default=0.125,
+        help='1.0 = full 2048×1550 images',
+    )
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--no-images', action='store_true', help='info JSON and split file only')
     p.add_argument('--convert', action='store_true', help='also build the collection pickles')
@@ -133,7 +156,7 @@ def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--data-root', help='dataset root, to draw the front camera image')
     parser.add_argument('--submission', help='submission .pkl to draw predictions from')
     parser.add_argument('--out-dir', default='work_dirs/vis_openlane', help='PNG folder')
-    parser.add_argument('--num', type=int, default=4, help='number of frames to render')
+    parser.add_argument('--num', type=_at_least(1), default=4, help='number of frames to render')
     parser.add_argument('--score-threshold', type=float, default=0.3)
 
 

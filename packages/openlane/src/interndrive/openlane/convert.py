@@ -146,6 +146,13 @@ def convert(
     Raises:
         FormatError: listing every invalid or missing file, before anything is written.
     """
+    if point_interval is not None and (
+        isinstance(point_interval, bool)
+        or not isinstance(point_interval, int)
+        or point_interval < 1
+    ):
+        # 0 would silently mean "default" and a negative step would reverse every lane.
+        raise ValueError(f'point_interval must be an int ≥ 1, got {point_interval!r}')
     root, data_dict = Path(root), Path(data_dict)
     if not root.is_dir():
         raise FileNotFoundError(f'dataset root {root} is not a directory')

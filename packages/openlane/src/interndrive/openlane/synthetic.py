@@ -241,9 +241,17 @@ def write_dataset(
     """
     import cv2
 
+    splits = dict(splits or {'train': 2, 'val': 1})
+    # Bad sizes fail here with the argument's name, not deep inside the random generator.
+    if not image_scale > 0:
+        raise ValueError(f'image_scale must be > 0 (1.0 = full 2048×1550), got {image_scale}')
+    if frames_per_segment < 1:
+        raise ValueError(f'frames_per_segment must be ≥ 1, got {frames_per_segment}')
+    bad = {k: v for k, v in splits.items() if v < 0}
+    if bad:
+        raise ValueError(f'segments per split must be ≥ 0, got {bad}')
     root = Path(root)
     rng = np.random.default_rng(seed)
-    splits = dict(splits or {'train': 2, 'val': 1})
     data_dict: dict[str, dict[str, list[str]]] = {}
     counter = 0
     for split, num_segments in splits.items():
