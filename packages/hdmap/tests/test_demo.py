@@ -1,5 +1,6 @@
 """`interndrive demo hdmap` end to end (shortened): synthetic data → `run_train` on the tiny config →
-`run_test` (Chamfer AP) → `--format-only` submission → PNGs, i.e. the engine path users take."""
+`run_test` (Chamfer AP on val and on the training frames) → `--format-only` submission → PNGs, i.e. the
+engine path users take."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def test_demo_trains_tests_writes_submission_and_pngs(tmp_path):
     from interndrive.hdmap.demo import run_demo
     from interndrive.hdmap.submission import load_submission
 
-    summary = run_demo(tmp_path, epochs=1, frames=2)
+    summary = run_demo(tmp_path, epochs=2, frames=2)
 
     metrics = summary['metrics']
     assert {'mAP', *(f'AP_{c}' for c in CLASSES)} <= set(metrics)
@@ -41,3 +42,7 @@ def test_demo_trains_tests_writes_submission_and_pngs(tmp_path):
     assert {p.name.split('_')[-1] for p in pngs} == {'bev.png', 'cameras.png'}
     assert all(p.stat().st_size > 1000 for p in pngs)
     assert summary['timings_s']['total'] > 0
+    # fit check on the training frames and the per-epoch training loss from mmengine's scalars
+    assert 0.0 <= summary['train_split_mAP'] <= 1.0
+    assert (tmp_path / 'test_train_split').is_dir()
+    assert summary['train_loss_first_epoch'] > 0 and summary['train_loss_last_epoch'] > 0
