@@ -7,9 +7,10 @@ camera mask, ../shared/data) when present, else synthetic street frames; predict
 truth with 30 % of the voxels replaced by random classes. Two regimes are timed: "hot" (the frame was
 just decoded, as in streaming evaluation) and "cold" (many frames streamed from a large array, where
 the gathers of the fast path wait on memory). Repeats of all rows are interleaved so that a shared,
-noisy machine slows them alike. A last table times the stages of the fast path (a step-by-step copy
-checked to give the same matrix) in both regimes, to show where its time goes. Exits with status 1
-if any row differs from the reference.
+noisy machine slows them alike. Fast rows: the one-pass numba kernel (`metric_numba.py`, the
+default when numba is installed) and the pure-numpy path, per frame and in batches. A last table
+times the stages of the numpy path (a step-by-step copy checked to give the same matrix) in both
+regimes, to show where its time goes. Exits with status 1 if any row differs from the reference.
 
 Run: python packages/occupancy/benchmarks/bench_metric_throughput.py [--frames 24] [--repeats 9]
 """
@@ -17,6 +18,7 @@ Run: python packages/occupancy/benchmarks/bench_metric_throughput.py [--frames 2
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections import defaultdict
@@ -25,10 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+import interndrive.occupancy.metric as metric_module
 from interndrive.occupancy.constants import GRID_SHAPE
 from interndrive.occupancy.metric import OccupancyMIoU, confusion_matrix
 from interndrive.occupancy.metric_reference import ReferenceMIoU
 
+# The numba kernel (metric_numba.py) when numba is installed, and the pure-numpy path.
+BACKENDS = (['numba'] if importlib.util.find_spec('numba') else []) + ['numpy']
 REAL_LABELS = Path(__file__).resolve().parents[3].parent / 'shared/data/occ3d-frame/labels.npz'
 
 
@@ -84,32 +89,38 @@ def run_regime(
             metric.add_batch(pred[i], gt[i], mask[i])
         return metric.hist, metric.count_miou()[1] * 100
 
-    def fast_per_frame() -> tuple[np.ndarray, float]:
-        metric = OccupancyMIoU()
-        for i in order:
-            metric.update(pred[i], gt[i], mask_camera=mask[i])
-        return metric.confusion, metric.compute()['mIoU']
+    def per_frame(backend: str) -> Callable[[], tuple[np.ndarray, float]]:
+        def run() -> tuple[np.ndarray, float]:
+            metric_module.BACKEND = backend
+            metric = OccupancyMIoU()
+            for i in order:
+                metric.update(pred[i], gt[i], mask_camera=mask[i])
+            return metric.confusion, metric.compute()['mIoU']
 
-    def fast_batched() -> tuple[np.ndarray, float]:
-        metric = OccupancyMIoU()
-        for start in range(0, len(order), batch):
-            chunk = order[start : start + batch]
-            if chunk == list(range(chunk[0], chunk[0] + len(chunk))):
-                sl = slice(chunk[0], chunk[0] + len(chunk))  # contiguous: a view, no copy
-                metric.update(pred[sl], gt[sl], mask_camera=mask[sl])
-            else:
-                for i in chunk:
-                    metric.update(pred[i], gt[i], mask_camera=mask[i])
-        return metric.confusion, metric.compute()['mIoU']
+        return run
 
-    timed = time_interleaved(
-        {
-            'reference (official path, per frame)': reference,
-            'fast, per frame': fast_per_frame,
-            f'fast, batches of {batch}': fast_batched,
-        },
-        repeats,
-    )
+    def batched(backend: str) -> Callable[[], tuple[np.ndarray, float]]:
+        def run() -> tuple[np.ndarray, float]:
+            metric_module.BACKEND = backend
+            metric = OccupancyMIoU()
+            for start in range(0, len(order), batch):
+                chunk = order[start : start + batch]
+                if chunk == list(range(chunk[0], chunk[0] + len(chunk))):
+                    sl = slice(chunk[0], chunk[0] + len(chunk))  # contiguous: a view, no copy
+                    metric.update(pred[sl], gt[sl], mask_camera=mask[sl])
+                else:
+                    for i in chunk:
+                        metric.update(pred[i], gt[i], mask_camera=mask[i])
+            return metric.confusion, metric.compute()['mIoU']
+
+        return run
+
+    functions = {'reference (official path, per frame)': reference}
+    for backend in BACKENDS:
+        functions[f'fast {backend}, per frame'] = per_frame(backend)
+        functions[f'fast {backend}, batches of {batch}'] = batched(backend)
+    timed = time_interleaved(functions, repeats)
+    metric_module.BACKEND = 'auto'
     rows = [(name, elapsed, hist, miou) for name, (elapsed, (hist, miou)) in timed.items()]
     base_time, base_hist, base_miou = rows[0][1], rows[0][2], rows[0][3]
     voxels = len(order) * int(np.prod(GRID_SHAPE))
@@ -131,7 +142,7 @@ def run_regime(
 def staged_confusion(
     pred: np.ndarray, gt: np.ndarray, mask: np.ndarray, clock: dict[str, float]
 ) -> np.ndarray:
-    """The stages of `metric._codes_in_mask` + `confusion_matrix` for one contiguous uint8 frame,
+    """The stages of the numpy path (`metric._codes_in_mask` + bincount) for one contiguous uint8 frame,
     each timed into `clock` (seconds). Mirrors the implementation step by step; `profile_fast_path`
     checks that it gives the same matrix, so the two cannot silently drift apart."""
     tick = time.perf_counter()
@@ -180,12 +191,14 @@ def profile_fast_path(
                 counts = staged_confusion(pred[i], gt[i], mask[i], clock)
             for stage, seconds in clock.items():  # best repeat per stage, like the timed rows
                 best[stage] = min(best.get(stage, float('inf')), seconds / len(order) * 1e6)
+        metric_module.BACKEND = 'numpy'
         matches &= np.array_equal(
             counts, confusion_matrix(pred[order[-1]], gt[order[-1]], mask[order[-1]])
         )
         columns[regime] = best
     stages = list(columns[next(iter(columns))])
-    print('\nwhere the fast per-frame path spends its time (best repeat, µs/frame)')
+    metric_module.BACKEND = 'auto'
+    print('\nwhere the numpy per-frame path spends its time (best repeat, µs/frame)')
     print(f'{"stage":42s}' + ''.join(f'{regime:>9s}' for regime in columns))
     for stage in stages:
         print(f'{stage:42s}' + ''.join(f'{col[stage]:9.1f}' for col in columns.values()))

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+import interndrive.occupancy.metric as metric_module
 from interndrive.occupancy.constants import CLASS_NAMES, FREE_LABEL, NUM_CLASSES
 from interndrive.occupancy.metric import (
     OccupancyFScore,
@@ -18,6 +19,24 @@ from interndrive.occupancy.metric import (
     mean_iou,
 )
 from interndrive.occupancy.metric_reference import ReferenceMIoU, reference_fscore_frame
+
+HAS_NUMBA = importlib.util.find_spec('numba') is not None
+
+
+@pytest.fixture(
+    autouse=True,
+    params=[
+        'numpy',
+        pytest.param(
+            'numba', marks=pytest.mark.skipif(not HAS_NUMBA, reason='numba is not installed')
+        ),
+    ],
+)
+def backend(request, monkeypatch) -> str:
+    """Every test here runs on both implementations of the masked counts."""
+    monkeypatch.setattr(metric_module, 'BACKEND', request.param)
+    assert metric_module.active_backend() == request.param
+    return request.param
 
 
 def _hand_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,3 +250,21 @@ def test_invalid_prediction_outside_the_mask_is_ignored_like_official() -> None:
     expected = ReferenceMIoU()
     expected.add_batch(pred, gt, mask)
     np.testing.assert_array_equal(confusion_matrix(pred, gt, mask), expected.hist)
+
+
+def test_backend_choice_is_checked(monkeypatch) -> None:
+    monkeypatch.setattr(metric_module, 'BACKEND', 'fortran')
+    with pytest.raises(ValueError, match=r"INTERNDRIVE_OCC_METRIC_BACKEND.*got 'fortran'"):
+        confusion_matrix(*_hand_case())
+    monkeypatch.setattr(metric_module, 'BACKEND', 'auto')
+    assert metric_module.active_backend() == ('numba' if HAS_NUMBA else 'numpy')
+
+
+def test_odd_sizes_and_unaligned_views(backend) -> None:
+    # Sizes that are not multiples of 8 (tail loop) and views that start at an odd byte offset.
+    pred, gt, mask = next(_random_frames(8, 1, shape=(13, 7, 5)))
+    for sl in (slice(None), slice(1, None), slice(3, -2)):
+        p, g, m = pred.reshape(-1)[sl], gt.reshape(-1)[sl], mask.reshape(-1)[sl]
+        expected = ReferenceMIoU()
+        expected.add_batch(p, g, m)
+        np.testing.assert_array_equal(confusion_matrix(p, g, m), expected.hist)
