@@ -111,6 +111,8 @@ def test_unknown_evaluate_option(ann_file, tmp_path, capsys):
     sub = _submission(tmp_path / 'sub.json', {})
     err = _cli_error(capsys, ['evaluate', 'hdmap', str(sub), str(ann_file), '--option', 'thr=2'])
     assert "unknown option(s) ['thr']; supported: strict_tokens" in err
+    argv = ['evaluate', 'hdmap', str(sub), str(ann_file), '--option', 'strict_tokens=yes']
+    assert "strict_tokens must be true or false, got 'yes'" in _cli_error(capsys, argv)
 
 
 def test_converter_paths_and_arguments(tmp_path, capsys):

@@ -42,18 +42,20 @@ def evaluate(
     submission: str | Path, ground_truth: str | Path, **options: Any
 ) -> Mapping[str, float]:
     """`interndrive evaluate hdmap SUBMISSION ANNOTATIONS [--option strict_tokens=true]`."""
+    from .errors import HDMapInputError
     from .evaluation import evaluate_files
 
     unknown = set(options) - {'strict_tokens'}
     if unknown:
-        from .errors import HDMapInputError
-
         raise HDMapInputError(
             f'evaluate hdmap: unknown option(s) {sorted(unknown)}; supported: strict_tokens'
         )
-    return evaluate_files(
-        submission, ground_truth, strict_tokens=bool(options.get('strict_tokens', False))
-    )
+    strict = options.get('strict_tokens', False)
+    if not isinstance(strict, bool):  # bool('false') would be True
+        raise HDMapInputError(
+            f'evaluate hdmap: --option strict_tokens must be true or false, got {strict!r}'
+        )
+    return evaluate_files(submission, ground_truth, strict_tokens=strict)
 
 
 def format_metrics(metrics: Mapping[str, float]) -> str:
