@@ -111,4 +111,4 @@ def test_full_config_forward_backward_on_tiny_inputs(name, data_root, capsys):
     assert grads and any(g.abs().sum() > 0 for g in grads)  # the loss reaches the image backbone
     with capsys.disabled():
         print(f'\n{name}: {n_params / 1e6:.2f}M parameters, losses '
-              + ', '.join(f'{k}={float(v):.3f}' for k, v in losses.items()))  # fmt: skip
+              + ', '.join(f'{k}={float(v.detach()):.3f}' for k, v in losses.items()))  # fmt: skip
