@@ -35,7 +35,35 @@ def _build(cfg: Config) -> RoadBEVFormer:
 
 
 def test_all_configs_are_found():
-    assert {'internimage-s.py', 'baseline_large.py', 'olv2_tiny_cpu.py'} <= set(CONFIGS)
+    expected = {
+        'internimage-s.py',
+        'baseline_large.py',
+        'olv2_tiny_cpu.py',
+        'olv2_tiny_cpu_real.py',
+    }
+    assert expected <= set(CONFIGS)
+
+
+def test_tiny_real_config_scales_full_size_images(tmp_path):
+    """olv2_tiny_cpu_real.py on full-size (2048×1550) frames feeds the tiny model 1/16 images."""
+    from mmdet3d.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    from interndrive.openlane.convert import convert
+    from interndrive.openlane.synthetic import write_dataset
+
+    split_file = write_dataset(tmp_path, splits={'train': 1}, frames_per_segment=1, image_scale=1.0)
+    convert(tmp_path, split_file, backend='builtin')
+    cfg = Config.fromfile(TASK.config_dir / 'olv2_tiny_cpu_real.py')
+    assert cfg.train_dataloader.dataset.data_root == 'data/OpenLane-V2/'
+    cfg.train_dataloader.dataset.data_root = str(tmp_path)
+    init_default_scope('mmdet3d')
+    sample = DATASETS.build(cfg.train_dataloader.dataset)[0]
+    meta = sample['data_samples'].metainfo
+    assert meta['ori_shape'][1] == (1550, 2048) and meta['ori_shape'][0] == (2048, 1550)
+    assert meta['img_shape'][1] == (97, 128) and meta['img_shape'][0] == (97, 74)
+    assert tuple(sample['inputs']['img'].shape) == (7, 3, 128, 128)
+    assert meta['scale_factor'] == pytest.approx((74 / 1550, 97 / 2048))
 
 
 @pytest.mark.parametrize('name', CONFIG_PARAMS)
@@ -48,7 +76,7 @@ def test_config_builds(name):
     assert isinstance(model, RoadBEVFormer)
     assert model.lane_head.code_size == 15  # 5 Bézier control points
     assert model.te_head.num_classes == 13
-    if name != 'olv2_tiny_cpu.py':
+    if not name.startswith('olv2_tiny_cpu'):
         # Reference hyperparameters (REFERENCE.md §5.2).
         assert model.bev_constructor.bev_h == 100 and model.bev_constructor.bev_w == 200
         assert model.bev_constructor.encoder.num_layers == 3

@@ -196,3 +196,50 @@ def test_devkit_and_builtin_io_give_identical_samples(tmp_path):
 
     with pytest.raises(ConfigError, match=r"io_backend must be one of .*got 'pandas'"):
         OpenLaneV2Dataset('data_dict_subset_A_train.pkl', str(tmp_path), io_backend='pandas')
+
+
+def test_scale_transform_keeps_projection_and_boxes_consistent(data):
+    """OLV2ScaleMultiViewImage then the front-view resize: every view's lidar2img still maps a 3D
+    point to the scaled pixel, TE boxes follow, and format_predictions maps them back."""
+    from interndrive.openlane.targets import format_predictions
+
+    full = OpenLaneV2Dataset(
+        'data_dict_subset_A_train.pkl', str(data), pipeline=default_pipeline(False)
+    )
+    half = OpenLaneV2Dataset(
+        'data_dict_subset_A_train.pkl', str(data), pipeline=default_pipeline(False, image_scale=0.5)
+    )
+    raw = half.get_data_info(0)
+    a, b = full[0]['data_samples'], half[0]['data_samples']
+    (fh, fw), (hh, hw) = a.metainfo['img_shape'][1], b.metainfo['img_shape'][1]
+    assert (hh, hw) == (round(fh / 2), round(fw / 2))  # side views halved
+    point = np.array([25.0, -2.0, 0.5])
+    for view in range(7):
+        k4 = np.eye(4)
+        k4[:3, :3] = raw['cam_intrinsic'][view]
+        original = _project(k4 @ raw['lidar2cam'][view], point)
+        scaled = _project(np.asarray(b.metainfo['lidar2img'][view]), point)
+        h0, w0 = a.metainfo['ori_shape'][view]
+        h1, w1 = b.metainfo['img_shape'][view]
+        np.testing.assert_allclose(scaled, original * [w1 / w0, h1 / h0], rtol=1e-9)
+    sx, sy = b.metainfo['scale_factor']
+    (ah, aw), (bh, bw) = a.metainfo['img_shape'][0], b.metainfo['img_shape'][0]
+    assert sx == pytest.approx(bw / a.metainfo['ori_shape'][0][1])
+    assert sy == pytest.approx(bh / a.metainfo['ori_shape'][0][0])
+    assert bh == hh and abs(bw - aw * hh / ah) <= 1  # front: uniform resize to the sides' height
+    # Boxes: network pixels / scale_factor = the original annotation.
+    gt_te_original = np.asarray(raw['gt_te'])
+    te_net = np.asarray(half[0]['data_samples'].gt_te)
+    assert len(te_net) == len(gt_te_original) > 0
+    n = len(te_net)
+    pred = format_predictions(
+        np.zeros((0, 15)), np.zeros(0), te_net, np.zeros(n, int), np.ones(n),
+        np.zeros((0, 0)), np.zeros((0, n)), te_scale=(sx, sy),
+    )  # fmt: skip
+    back = np.stack([t['points'].reshape(4) for t in pred['traffic_element']])
+    np.testing.assert_allclose(back, gt_te_original, rtol=1e-5, atol=1e-3)
+    from interndrive.common.engine.checks import ConfigError
+    from interndrive.openlane.datasets import OLV2ScaleMultiViewImage
+
+    with pytest.raises(ConfigError, match='scale must be > 0, got 0'):
+        OLV2ScaleMultiViewImage(0)

@@ -43,6 +43,7 @@ from .image_ops import (
     pad_views,
     photometric_distortion,
     resize_front_view,
+    scale_view,
 )
 
 
@@ -320,8 +321,48 @@ class OLV2ResizeFrontView(BaseTransform):
         results['lidar2img'][0] = k4 @ results['lidar2cam'][0]
         if boxes is not None:
             results['gt_te'] = boxes
-        results['scale_factor'] = scale
+        # Composed with an earlier OLV2ScaleMultiViewImage: original front pixels → network pixels.
+        prev_sx, prev_sy = results.get('scale_factor', (1.0, 1.0))
+        results['scale_factor'] = (prev_sx * scale[0], prev_sy * scale[1])
         results['img_shape'] = [i.shape[:2] for i in images]
+        return results
+
+
+@TRANSFORMS.register_module()
+class OLV2ScaleMultiViewImage(BaseTransform):
+    """Scales all 7 views by one factor, updating intrinsics, `lidar2img`, the TE boxes and
+    `scale_factor` (put it right after loading). Not in the reference configs (they train at full
+    resolution); `olv2_tiny_cpu_real.py` uses it to run the tiny model on real images at 1/16.
+
+    Args:
+        scale: Size factor, e.g. 0.0625 for 128×97 views from the real 2048×1550.
+    """
+
+    def __init__(self, scale: float) -> None:
+        if not 0 < scale:
+            from interndrive.common.engine.checks import ConfigError
+
+            raise ConfigError(f'OLV2ScaleMultiViewImage scale must be > 0, got {scale}')
+        self.scale = scale
+
+    def transform(self, results: dict[str, Any]) -> dict[str, Any]:
+        factors = []
+        for view, img in enumerate(results['img']):
+            out, k, factor = scale_view(img, results['cam_intrinsic'][view], self.scale)
+            results['img'][view] = out
+            results['cam_intrinsic'][view] = k
+            k4 = np.eye(4)
+            k4[:3, :3] = k
+            results['lidar2img'][view] = k4 @ results['lidar2cam'][view]
+            factors.append(factor)
+        sx, sy = factors[0]  # traffic-element boxes live in the front image
+        if results.get('gt_te') is not None:
+            results['gt_te'] = np.asarray(results['gt_te'], dtype=np.float32) * np.array(
+                [sx, sy, sx, sy], dtype=np.float32
+            )
+        prev_sx, prev_sy = results.get('scale_factor', (1.0, 1.0))
+        results['scale_factor'] = (prev_sx * sx, prev_sy * sy)
+        results['img_shape'] = [i.shape[:2] for i in results['img']]
         return results
 
 
@@ -414,9 +455,14 @@ class PackOpenLaneV2Inputs(BaseTransform):
         }
 
 
-def default_pipeline(train: bool = True, upstream_swap: bool = False) -> list[dict[str, Any]]:
-    """The reference pipeline as config dicts (photometric distortion only when training)."""
+def default_pipeline(
+    train: bool = True, upstream_swap: bool = False, image_scale: float | None = None
+) -> list[dict[str, Any]]:
+    """The reference pipeline as config dicts (photometric distortion only when training;
+    `image_scale` adds `OLV2ScaleMultiViewImage` after loading)."""
     steps: list[dict[str, Any]] = [{'type': 'OLV2LoadMultiViewImages'}]
+    if image_scale is not None:
+        steps.append({'type': 'OLV2ScaleMultiViewImage', 'scale': image_scale})
     if train:
         steps.append({'type': 'OLV2PhotoMetricDistortion'})
     steps += [

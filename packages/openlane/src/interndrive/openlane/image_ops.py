@@ -54,6 +54,29 @@ def resize_front_view(
     return out, k, boxes, (sx, sy)
 
 
+def scale_view(
+    img: np.ndarray, intrinsic: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Resizes one view by `scale` (sizes rounded); returns (image, scaled K, exact (sx, sy)).
+
+    Used to run the pipeline on real images at a fraction of their 2048×1550 size (a CPU model
+    such as the tiny config is meant for 1/16); the projection stays exact because K is scaled by
+    the per-axis factor of the rounded size.
+    """
+    import cv2
+
+    h, w = img.shape[:2]
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    sx, sy = new_w / w, new_h / h
+    # INTER_AREA averages the source pixels when shrinking (no aliasing); linear when enlarging.
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out = cv2.resize(img, (new_w, new_h), interpolation=interpolation)
+    k = np.asarray(intrinsic, dtype=np.float64).copy()
+    k[0] *= sx
+    k[1] *= sy
+    return out, k, (sx, sy)
+
+
 def photometric_distortion(
     img: np.ndarray,
     rng: np.random.Generator,

@@ -63,8 +63,12 @@ def format_predictions(
         te_scale: (sx, sy) applied to the front image by the pipeline; boxes are divided by it.
         num_points: Points per lane in the submission (upstream: 11).
     """
-    control = np.asarray(lane_control, dtype=np.float32).reshape(len(lane_control), -1, 3)
-    points = sample_bezier(control, num_points).astype(np.float32)
+    control = np.asarray(lane_control, dtype=np.float32)
+    if len(control):
+        points = sample_bezier(control.reshape(len(control), -1, 3), num_points)
+        points = points.astype(np.float32)
+    else:  # no lanes (reshape(0, -1, 3) is ambiguous)
+        points = np.zeros((0, num_points, 3), dtype=np.float32)
     scale = np.array([te_scale[0], te_scale[1], te_scale[0], te_scale[1]], dtype=np.float32)
     boxes = (np.asarray(te_boxes, dtype=np.float32).reshape(-1, 4) / scale).reshape(-1, 2, 2)
     return {
