@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -268,3 +269,14 @@ def test_odd_sizes_and_unaligned_views(backend) -> None:
         expected = ReferenceMIoU()
         expected.add_batch(p, g, m)
         np.testing.assert_array_equal(confusion_matrix(p, g, m), expected.hist)
+
+
+def test_unusable_numba_falls_back_to_numpy(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, 'interndrive.occupancy.metric_numba', None)  # import fails
+    monkeypatch.setattr(metric_module, 'BACKEND', 'auto')
+    assert metric_module.active_backend() == 'numpy'
+    pred, gt, mask = _hand_case()
+    assert confusion_matrix(pred, gt, mask).sum() == 7
+    monkeypatch.setattr(metric_module, 'BACKEND', 'numba')
+    with pytest.raises(ImportError, match='metric backend numba: numba is not usable'):
+        confusion_matrix(pred, gt, mask)

@@ -48,9 +48,9 @@ def _numba_kernel() -> Callable[..., int] | None:
         return None
     try:
         from interndrive.occupancy.metric_numba import masked_confusion_counts
-    except ImportError:
+    except Exception as error:  # not installed, incompatible with this numpy, no writable cache dir
         if BACKEND == 'numba':
-            raise ImportError('metric backend numba: numba is not installed') from None
+            raise ImportError(f'metric backend numba: numba is not usable ({error})') from error
         return None
     return masked_confusion_counts
 
