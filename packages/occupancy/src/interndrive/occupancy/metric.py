@@ -11,7 +11,7 @@ This module is the fast, streaming implementation (numpy, no torch): frames are 
 18×18 confusion matrix as they arrive, so nothing but the matrix is kept. `metric_reference.py` holds a
 line-by-line naive implementation of the official code path that the tests compare against. When
 numba is importable, masked frames are counted by the one-pass kernel of `metric_numba.py` (same
-counts, ~1.7× faster than the numpy path); `BACKEND` / `INTERNDRIVE_OCC_METRIC_BACKEND` choose
+counts, about 2× faster than the numpy path); `BACKEND` / `INTERNDRIVE_OCC_METRIC_BACKEND` choose
 ('auto', 'numpy', 'numba').
 """
 
