@@ -198,6 +198,18 @@ def test_devkit_and_builtin_io_give_identical_samples(tmp_path):
         OpenLaneV2Dataset('data_dict_subset_A_train.pkl', str(tmp_path), io_backend='pandas')
 
 
+def test_devkit_backend_without_the_devkit(data, monkeypatch):
+    """Without the devkit: 'auto' falls back to the built-in reader, 'devkit' says what to install."""
+    from interndrive.common.engine.checks import ConfigError
+    from interndrive.openlane import datasets
+
+    monkeypatch.setattr(datasets, 'devkit_dataset_available', lambda: False)
+    ds = OpenLaneV2Dataset('data_dict_subset_A_train.pkl', str(data))
+    assert ds.io_backend == 'builtin' and len(ds) == 1
+    with pytest.raises(ConfigError, match=r'needs the official devkit: pip install --no-deps'):
+        OpenLaneV2Dataset('data_dict_subset_A_train.pkl', str(data), io_backend='devkit')
+
+
 def test_scale_transform_keeps_projection_and_boxes_consistent(data):
     """OLV2ScaleMultiViewImage then the front-view resize: every view's lidar2img still maps a 3D
     point to the scaled pixel, TE boxes follow, and format_predictions maps them back."""

@@ -145,14 +145,19 @@ class OpenLaneV2Dataset(BaseDataset):
         io_backend: str = 'auto',
         **kwargs: Any,
     ) -> None:
-        if io_backend not in IO_BACKENDS:
-            from interndrive.common.engine.checks import ConfigError
+        from interndrive.common.engine.checks import ConfigError
 
+        if io_backend not in IO_BACKENDS:
             raise ConfigError(
                 f'OpenLaneV2Dataset io_backend must be one of {IO_BACKENDS}, got {io_backend!r}'
             )
         if io_backend == 'auto':
             io_backend = 'devkit' if devkit_dataset_available() else 'builtin'
+        elif io_backend == 'devkit' and not devkit_dataset_available():
+            raise ConfigError(
+                "OpenLaneV2Dataset io_backend='devkit' needs the official devkit: "
+                "pip install --no-deps openlanev2==2.1.0 (or io_backend='builtin')"
+            )
         self.io_backend = io_backend
         super().__init__(
             ann_file=ann_file,
