@@ -103,7 +103,20 @@ def test_evaluate_names_bad_ground_truth_arguments(tmp_path, submission) -> None
     with pytest.raises(OccupancyDataError, match=r"'.*labels\.txt': expected the Occ3D data root"):
         ground_truth_index(tmp_path / 'labels.txt')
     atomic_json(tmp_path / 'annotations.json', {'train_split': [], 'scene_infos': {}})
-    with pytest.raises(OccupancyDataError, match=r"annotations\.json has no 'val_split'"):
-        ground_truth_index(tmp_path, split='val')
     with pytest.raises(OccupancyDataError, match="no samples in split 'train'"):
         evaluate_submission(submission, tmp_path, split='train')
+
+
+def test_index_without_split_lists_uses_the_nuscenes_splits(tmp_path) -> None:
+    pytest.importorskip('nuscenes')
+    from interndrive.occupancy.evaluate import ground_truth_index
+    from interndrive.occupancy.io_utils import atomic_json
+
+    scene_infos = {  # scene-0103 is in nuScenes val, scene-0061 in train
+        'scene-0103': {TOKENS[0]: {'gt_path': 'gts/scene-0103/a/labels.npz'}},
+        'scene-0061': {TOKENS[1]: {'gt_path': 'gts/scene-0061/b/labels.npz'}},
+    }
+    atomic_json(tmp_path / 'annotations.json', {'scene_infos': scene_infos})
+    assert list(ground_truth_index(tmp_path, split='val')) == [TOKENS[0]]
+    assert list(ground_truth_index(tmp_path, split='train')) == [TOKENS[1]]
+    assert len(ground_truth_index(tmp_path, split='all')) == 2

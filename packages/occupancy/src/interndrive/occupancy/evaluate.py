@@ -44,6 +44,18 @@ def bounded_map(function: Callable[[T], R], items: Iterable[T], workers: int) ->
             yield pending.popleft().result()
 
 
+def _nuscenes_split(split: str, ground_truth: Path) -> list[str]:
+    """Scene names of nuScenes' standard train/val split (the Occ3D-nuScenes splits)."""
+    try:
+        from nuscenes.utils import splits
+    except ImportError as error:
+        raise OccupancyDataError(
+            f"{ground_truth}/annotations.json has no '{split}_split' and nuscenes-devkit (for the "
+            f'standard split) is not installed; pass split=all to score every scene'
+        ) from error
+    return list(splits.train if split == 'train' else splits.val)
+
+
 def ground_truth_index(
     ground_truth: str | os.PathLike[str], split: str = 'val', occ_root: str | None = None
 ) -> dict[str, Path]:
@@ -52,8 +64,9 @@ def ground_truth_index(
     Args:
         ground_truth: The Occ3D data root (holding annotations.json and gts/), or an info pickle
             written by `interndrive occupancy convert` (its `occ_gt_path` entries are used).
-        split: For an Occ3D root: 'val' (scenes of `val_split`), 'train' or 'all'. Ignored for an info
-            pickle, which is already one split.
+        split: For an Occ3D root: 'val' (scenes of `val_split` in annotations.json, else of
+            nuScenes' standard val split), 'train' or 'all'. Ignored for an info pickle, which is
+            already one split.
         occ_root: For an info pickle: folder its `occ_gt_path` entries are relative to (default: the
             pickle's folder).
     """
@@ -64,12 +77,10 @@ def ground_truth_index(
         annotations = load_annotations(ground_truth)
         scenes = annotations['scene_infos']
         if split != 'all':
-            key = f'{split}_split'
-            if key not in annotations:
-                raise OccupancyDataError(
-                    f'{ground_truth}/annotations.json has no {key!r}; pass split=all to score every scene'
-                )
-            scenes = {name: scenes[name] for name in annotations[key] if name in scenes}
+            names = annotations.get(f'{split}_split')
+            if names is None:  # an index without split lists: Occ3D uses nuScenes' own splits
+                names = _nuscenes_split(split, ground_truth)
+            scenes = {name: scenes[name] for name in names if name in scenes}
         return {
             token: ground_truth / sample['gt_path']
             for samples in scenes.values()
