@@ -255,3 +255,24 @@ def test_scale_transform_keeps_projection_and_boxes_consistent(data):
 
     with pytest.raises(ConfigError, match='scale must be > 0, got 0'):
         OLV2ScaleMultiViewImage(0)
+
+
+def test_photometric_distortion_follows_the_global_seed():
+    """Unseeded (as in the configs) it draws from NumPy's global RNG, which mmengine seeds and the
+    train loops reseed: same global seed → same augmentation (it used OS entropy before)."""
+    from interndrive.openlane.datasets import OLV2PhotoMetricDistortion
+
+    image = np.random.default_rng(0).uniform(0, 255, (8, 8, 3)).astype(np.float32)
+    transform = OLV2PhotoMetricDistortion()
+
+    def run(seed: int) -> list[np.ndarray]:
+        np.random.seed(seed)  # noqa: NPY002  what mmengine's set_random_seed does
+        return transform({'img': [image.copy() for _ in range(7)]})['img']
+
+    first, again, other = run(3), run(3), run(4)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+    fixed = OLV2PhotoMetricDistortion(seed=1)  # its own generator: independent of the global one
+    np.random.seed(3)  # noqa: NPY002
+    out = fixed({'img': [image.copy()]})['img'][0]
+    assert not np.array_equal(out, image)

@@ -286,13 +286,25 @@ class OLV2LoadMultiViewImages(BaseTransform):
 
 @TRANSFORMS.register_module()
 class OLV2PhotoMetricDistortion(BaseTransform):
-    """Photometric distortion of every view on 0–255 values (put it before normalisation)."""
+    """Photometric distortion of every view on 0–255 values (put it before normalisation).
+
+    Args:
+        seed: Fixed seed of the transform's own generator (tests). None (configs): each call draws
+            its generator from NumPy's global RNG, which mmengine seeds (`randomness.seed`, per
+            dataloader worker) and the interndrive train loops reseed per iteration, so `--seed`
+            makes training reproducible and a resumed run augments like an uninterrupted one.
+            (A generator seeded from OS entropy, as before, made every run differ.)
+    """
 
     def __init__(self, seed: int | None = None) -> None:
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed) if seed is not None else None
 
     def transform(self, results: dict[str, Any]) -> dict[str, Any]:
-        results['img'] = [photometric_distortion(i, self.rng) for i in results['img']]
+        rng = self.rng
+        if rng is None:
+            # The legacy global RNG on purpose: it is the state mmengine seeds and reseeds.
+            rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))  # noqa: NPY002
+        results['img'] = [photometric_distortion(i, rng) for i in results['img']]
         return results
 
 
