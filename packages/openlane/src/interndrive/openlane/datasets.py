@@ -292,8 +292,10 @@ class OLV2PhotoMetricDistortion(BaseTransform):
         seed: Fixed seed of the transform's own generator (tests). None (configs): each call draws
             its generator from NumPy's global RNG, which mmengine seeds (`randomness.seed`, per
             dataloader worker) and the interndrive train loops reseed per iteration, so `--seed`
-            makes training reproducible and a resumed run augments like an uninterrupted one.
-            (A generator seeded from OS entropy, as before, made every run differ.)
+            makes training reproducible (a generator seeded from OS entropy, as before, made every
+            run differ). A mid-epoch resume augments like the uninterrupted run when the
+            augmentation runs in the main process (`num_workers=0`); with workers it stays
+            reproducible run to run but not across a resume (common/docs/tooling.md, "Limits").
     """
 
     def __init__(self, seed: int | None = None) -> None:
