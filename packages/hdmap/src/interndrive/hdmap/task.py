@@ -1,8 +1,8 @@
 """The `interndrive` CLI plug-in of the HD map task (entry point `interndrive.tasks:hdmap`).
 
 Offline scoring (`interndrive evaluate hdmap`), `interndrive visualize hdmap`, the task commands
-`interndrive hdmap {convert,generate,validate}`, model registration for `interndrive train/test` and
-`interndrive demo hdmap`.
+`interndrive hdmap {convert,generate,validate,convert-checkpoint}`, model registration for
+`interndrive train/test` and `interndrive demo hdmap`.
 """
 
 from __future__ import annotations
@@ -159,6 +159,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    from .checkpoint import convert_upstream_checkpoint, not_loaded_reason
+
+    result = convert_upstream_checkpoint(args.src, args.dst)
+    print(f'wrote {args.dst}: {result["num_tensors"]} tensors')
+    for key in result['unused_keys']:
+        print(f'not loaded: {key} ({not_loaded_reason(key)})')
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     convert = subparsers.add_parser(
         'convert', help='build challenge annotations from raw Argoverse 2 sensor logs (av2 package)'
@@ -196,6 +206,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         '--strict-tokens', action='store_true', help='missing frames in the submission are errors'
     )
     validate.set_defaults(func=_cmd_validate)
+
+    convert_checkpoint = subparsers.add_parser(
+        'convert-checkpoint',
+        help="upstream VectorMapNet .pth -> this package's VectorMapNet .pth (keys and layouts)",
+    )
+    convert_checkpoint.add_argument('src', help='upstream checkpoint (.pth)')
+    convert_checkpoint.add_argument('dst', help='output checkpoint for `interndrive test`')
+    convert_checkpoint.set_defaults(func=_cmd_convert_checkpoint)
 
 
 TASK = Task(

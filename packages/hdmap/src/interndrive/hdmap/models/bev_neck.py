@@ -28,7 +28,7 @@ class BasicBlock(nn.Module):
 
 @MODELS.register_module()
 class BEVResNetNeck(nn.Module):
-    """Conv7×7/2 → BN → ReLU → MaxPool3/2 → 2 BasicBlocks → Conv1×1.
+    """Conv7×7/2 → BN → ReLU → MaxPool3/2 → 2 BasicBlocks → Conv1×1 (no bias).
 
     Args:
         in_channels: BEV channels in.
@@ -52,7 +52,7 @@ class BEVResNetNeck(nn.Module):
             nn.MaxPool2d(3, stride=2, padding=1),
         )
         self.layer1 = nn.Sequential(*[BasicBlock(mid_channels) for _ in range(num_blocks)])
-        self.proj = nn.Conv2d(mid_channels, out_channels, 1)
+        self.proj = nn.Conv2d(mid_channels, out_channels, 1, bias=False)  # no bias, as upstream
 
     def forward(self, bev: Tensor) -> Tensor:
         return self.proj(self.layer1(self.stem(bev)))

@@ -22,7 +22,9 @@ class UpsampleBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        # The conv keeps its bias, as upstream's: GroupNorm with several channels per group does not
+        # cancel a per-channel bias, so dropping it would make released checkpoints unloadable.
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.norm = nn.GroupNorm(min(32, out_channels), out_channels)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -141,7 +141,6 @@ class MapElementDetector(BaseModule):
             PreNormDecoderLayer(embed_dims, num_heads, ffn_dims, dropout, num_points)
             for _ in range(num_layers)
         )
-        self.post_norm = nn.LayerNorm(embed_dims)
         self.cls_branch = nn.Linear(embed_dims * bbox_size, num_classes)
         reg: list[nn.Module] = []
         for _ in range(num_reg_fcs):
@@ -178,11 +177,12 @@ class MapElementDetector(BaseModule):
         reference = self.reference_points_embed(query_pos).sigmoid()  # (B, 2Q, 2)
         logits, boxes = [], []
         for layer in self.layers:
+            # no final LayerNorm: upstream's decoder (an mmcv TransformerLayerSequence) has none and
+            # its prediction branches read the pre-norm residual stream directly
             query = layer(query, query_pos, memory, reference, shape)
-            out = self.post_norm(query)
-            corners = (self.reg_branch(out) + inverse_sigmoid(reference)).sigmoid() * self.canvas
+            corners = (self.reg_branch(query) + inverse_sigmoid(reference)).sigmoid() * self.canvas
             boxes.append(corners.reshape(b, self.num_query, 2 * self.bbox_size))
-            logits.append(self.cls_branch(out.reshape(b, self.num_query, -1)))
+            logits.append(self.cls_branch(query.reshape(b, self.num_query, -1)))
         return logits, boxes
 
     def _num_positives(self, count: int, device: torch.device) -> float:

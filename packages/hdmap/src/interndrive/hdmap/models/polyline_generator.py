@@ -169,7 +169,6 @@ class PolylineGenerator(BaseModule):
             CausalDecoderLayer(d_model, nhead, dim_feedforward, dropout, re_zero)
             for _ in range(num_layers)
         )
-        self.final_norm = nn.LayerNorm(d_model)
         self.logits_head = nn.Linear(d_model, self.vocab_size)
         # token ranges per coordinate: x may stop (0) or be 1..W, y must be 1..H
         allowed = torch.zeros(2, self.vocab_size, dtype=torch.bool)
@@ -220,7 +219,7 @@ class PolylineGenerator(BaseModule):
     def _decode(self, x: Tensor, memory_kv, mask=None, caches=None) -> Tensor:
         for i, layer in enumerate(self.layers):
             x = layer(x, memory_kv[i], mask, None if caches is None else caches[i])
-        return self.final_norm(x)
+        return x  # no final LayerNorm: upstream's CausalTransformerDecoder is built without `norm`
 
     def _logits(self, hidden: Tensor, first_index: int) -> Tensor:
         """Vocabulary logits of hidden states predicting tokens first_index, first_index + 1, ..."""
