@@ -269,3 +269,29 @@ def test_convert_checkpoint_command(tiny, tmp_path: Path, capsys) -> None:
     args = parser.parse_args(['convert-checkpoint', str(tmp_path / 'nope.pth'), 'x.pth'])
     with pytest.raises(MissingPathError, match=r"upstream checkpoint '.*nope\.pth' does not exist"):
         args.func(args)
+
+
+def test_upstream_bbox_tokens_for_converted_weights() -> None:
+    """Upstream conditions its generator on GT corners `int(norm·(canvas−1))` (no +1) and on `round(box)`
+    of the detections; `upstream_bbox_tokens=True` reproduces both for converted weights."""
+    from interndrive.hdmap.data.map_targets import map_targets, vectorize_map
+    from interndrive.hdmap.models.vectormapnet import DGHead
+
+    det = dict(in_channels=8, embed_dims=32, num_layers=1, num_heads=4, ffn_dims=32, num_query=6)
+    gen = dict(in_channels=8, d_model=32, nhead=4, dim_feedforward=32, num_layers=1)
+    ours, upstream = DGHead(det, gen), DGHead(det, gen, upstream_bbox_tokens=True)
+    boxes = torch.tensor([[0.4, 99.6, 199.5, 100.0], [0.6, 0.2, 200.0, 0.5]])
+    assert upstream.quantize_boxes(boxes).tolist() == [[0, 100, 200, 100], [1, 0, 200, 0]]
+    assert ours.quantize_boxes(boxes).tolist() == [[1, 99, 199, 100], [1, 1, 200, 1]]
+    polys = map_targets(vectorize_map({1: [torch.tensor([[-30.0, 1.5, 0], [30, 1.5, 0]]).numpy()]}))
+    q = torch.as_tensor(polys['qkeypoint'], dtype=torch.long)
+    assert torch.equal(upstream._gen_targets([polys], torch.device('cpu'))[2], q)
+    assert torch.equal(ours._gen_targets([polys], torch.device('cpu'))[2], q + 1)
+    from mmdet3d.registry import MODELS
+
+    register_modules()
+    init_default_scope('mmdet3d')
+    cfg = Config.fromfile(str(CONFIG_DIR / 'vectormapnet_tiny_cpu.py'))
+    cfg.merge_from_dict({'model.head_cfg.upstream_bbox_tokens': True})  # the README's --cfg-options
+    cfg.model.backbone_cfg.img_backbone.pop('init_cfg', None)
+    assert MODELS.build(cfg.model).head.upstream_bbox_tokens is True

@@ -36,6 +36,11 @@ class DGHead(BaseModule):
         augmentation: Noise augmentation of the generator inputs in training.
         augmentation_kwargs: `p`, `scale` (and upstream's `bbox_type`, ignored: always xyxy).
         sync_cls_avg_factor: Average the detector's positive count across ranks.
+        upstream_bbox_tokens: Condition the generator on bbox tokens as upstream does — GT corners
+            `int(norm·(canvas−1))` *without* the +1 that vertex tokens carry, detections `round(box)` in
+            canvas units. Only to run weights converted from upstream (`interndrive hdmap
+            convert-checkpoint`), whose `vertex_embed` rows were trained on those tokens. False: bbox
+            tokens follow the vertex-token convention (cell + 1) in training and at test alike.
         init_cfg: mmengine init config.
     """
 
@@ -49,9 +54,11 @@ class DGHead(BaseModule):
         augmentation: bool = True,
         augmentation_kwargs: dict | None = None,
         sync_cls_avg_factor: bool = True,
+        upstream_bbox_tokens: bool = False,
         init_cfg: dict | None = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.upstream_bbox_tokens = upstream_bbox_tokens
         det = {k: v for k, v in det_net_cfg.items() if k != 'type'}
         gen = {k: v for k, v in gen_net_cfg.items() if k != 'type'}
         aug = dict(augmentation_kwargs or {})
@@ -74,7 +81,8 @@ class DGHead(BaseModule):
                     w = np.concatenate([w[:limit], w[-1:]])
                 index.append(b)
                 labels.append(int(label))
-                bboxes.append(np.asarray(qbox, dtype=np.int64) + 1)
+                offset = 0 if self.upstream_bbox_tokens else 1
+                bboxes.append(np.asarray(qbox, dtype=np.int64) + offset)
                 seqs.append(np.asarray(seq, dtype=np.int64))
                 weights.append(np.asarray(w, dtype=np.float32))
         length = max(len(s) for s in seqs)
@@ -98,8 +106,11 @@ class DGHead(BaseModule):
         return losses
 
     def quantize_boxes(self, boxes: Tensor) -> Tensor:
-        """Detected xyxy boxes (canvas units) → bbox tokens, quantised as the GT (`int(norm·(canvas−1))+1`)."""
+        """Detected xyxy boxes (canvas units) → bbox tokens, quantised as the GT (`int(norm·(canvas−1))+1`),
+        or as upstream's inference (`round(box)`) with `upstream_bbox_tokens`."""
         canvas = boxes.new_tensor(self.canvas_size).repeat(2)
+        if self.upstream_bbox_tokens:
+            return torch.minimum(boxes.round().clamp(min=0), canvas).long()
         cells = (boxes / canvas * (canvas - 1)).floor().clamp(min=0)
         return torch.minimum(cells, canvas - 1).long() + 1
 
