@@ -14,7 +14,13 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=False),
         norm_eval=True,
         style='pytorch',
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50'),
+        # Upstream writes 'torchvision://resnet50'; mmengine resolves that scheme by importing
+        # torchvision, which cannot load beside the CPU torch wheel here. This is the URL it
+        # resolves to (ImageNet-1k V1 weights, mmengine/hub/torchvision_0.12.json).
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://download.pytorch.org/models/resnet50-0676ba61.pth',
+        ),
     ),
     img_neck=dict(in_channels=[512, 1024, 2048]),
 )

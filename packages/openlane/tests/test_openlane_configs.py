@@ -104,6 +104,12 @@ def test_reference_backbones():
     assert r50.img_backbone.type == 'mmdet.ResNet' and r50.img_backbone.depth == 50
     assert 'channels' not in r50.img_backbone  # _delete_ replaced the InternImage arguments
     assert r50.img_neck.in_channels == [512, 1024, 2048]
+    # mmengine resolves 'torchvision://' by importing torchvision, which is not usable beside the
+    # CPU torch wheel: the configs name plain URLs instead.
+    for name in CONFIGS:
+        text = (Path(TASK.config_dir) / name).read_text()
+        assert "checkpoint='torchvision://" not in text.replace('"', "'"), name
+    assert r50.img_backbone.init_cfg.checkpoint.startswith('https://download.pytorch.org/models/')
 
 
 @pytest.mark.slow
