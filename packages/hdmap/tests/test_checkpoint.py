@@ -143,6 +143,24 @@ def test_layout_rewrites_are_the_same_function(tiny) -> None:
     torch.testing.assert_close(ours, mha(q, kv, kv, need_weights=False)[0], rtol=1e-5, atol=1e-5)
 
 
+def test_ipm_fusion_channels_are_in_upstreams_order(tiny) -> None:
+    """Upstream flattens (B, C+3, P, ny, nx) to channel c·P + p before `outconvs`; a released fusion
+    conv only fits if ours feeds the same order (same shape either way, so no key check can see it)."""
+    model, _ = tiny
+    enc = model.backbone
+    captured = {}
+    handle = enc.outconv.register_forward_hook(lambda m, args, out: captured.update(x=args[0]))
+    with torch.no_grad():
+        enc(torch.randn(1, 7, 3, 64, 128), _cameras(7, 128, 64)[None])
+    handle.remove()
+    x = captured['x'][0]
+    planes = len(enc.heights)
+    feats = x.shape[0] // planes - 3
+    for p in range(planes):
+        for axis in range(3):  # the plane's x, y, z come after the C feature channels
+            assert torch.equal(x[(feats + axis) * planes + p], enc.planes[p, ..., axis])
+
+
 def test_full_config_keys_and_shapes_on_the_meta_device() -> None:
     from mmdet3d.registry import MODELS
 

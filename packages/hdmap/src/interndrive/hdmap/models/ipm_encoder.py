@@ -155,7 +155,7 @@ class IPMEncoder(BaseModule):
         self.num_cam = num_cam
         self.heights = tuple(float(h) for h in heights)
         self.register_buffer('planes', plane_grid(xbound, ybound, heights), persistent=False)
-        # per plane: sampled features + the plane's xyz coordinates, planes stacked along channels
+        # per plane: sampled features + the plane's xyz coordinates, (C + 3) x planes channels
         self.outconv = nn.Conv2d((feat_ch + 3) * len(self.heights), out_channels, 3, padding=1)
 
     @property
@@ -178,8 +178,8 @@ class IPMEncoder(BaseModule):
         feats = self.image_features(imgs)
         sampled, _ = ipm_sample(feats, ego2img, self.planes, imgs.shape[-2:])
         b, _, _p, ny, nx = sampled.shape
-        coords = self.planes.permute(0, 3, 1, 2).unsqueeze(0).expand(b, -1, -1, -1, -1)
-        x = torch.cat(
-            [sampled.transpose(1, 2), coords.to(sampled.dtype)], dim=2
-        )  # (B, P, C+3, ny, nx)
+        coords = self.planes.permute(3, 0, 1, 2).unsqueeze(0).expand(b, -1, -1, -1, -1)
+        x = torch.cat([sampled, coords.to(sampled.dtype)], dim=1)  # (B, C+3, P, ny, nx)
+        # channel c·P + p = feature c of plane p (channel-major), upstream's `flatten(1, 2)` order:
+        # outconv's input channels then line up with released checkpoints
         return self.outconv(x.reshape(b, -1, ny, nx))
