@@ -26,7 +26,11 @@ from upstream_vectormapnet_layout import (
     to_upstream_state_dict,
 )
 
-from interndrive.hdmap.checkpoint import convert_upstream_state_dict, not_loaded_reason
+from interndrive.hdmap.checkpoint import (
+    UPSTREAM_RUN_OPTIONS,
+    convert_upstream_state_dict,
+    not_loaded_reason,
+)
 from interndrive.hdmap.errors import HDMapInputError, MissingPathError
 from interndrive.hdmap.models.map_element_detector import coord_grid
 from interndrive.hdmap.registration import register_modules
@@ -277,6 +281,7 @@ def test_convert_checkpoint_command(tiny, tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert f'{len(model.state_dict())} tensors' in out
     assert 'not loaded: backbone.masked_embeds.weight (created by upstream' in out
+    assert 'model.head_cfg.upstream_bbox_tokens=True' in out
     written = torch.load(tmp_path / 'ours.pth', weights_only=True)
     assert written['meta']['unused'].keys() == set(UPSTREAM_ONLY_LEARNED + UPSTREAM_ONLY_BUFFERS)
     fresh = _build(seed=1)
@@ -313,3 +318,19 @@ def test_upstream_bbox_tokens_for_converted_weights() -> None:
     cfg.merge_from_dict({'model.head_cfg.upstream_bbox_tokens': True})  # the README's --cfg-options
     cfg.model.backbone_cfg.img_backbone.pop('init_cfg', None)
     assert MODELS.build(cfg.model).head.upstream_bbox_tokens is True
+
+
+@pytest.mark.parametrize('name', ['vectormapnet_intern', 'vectormapnet_base'])
+def test_upstream_run_options_apply_to_the_reference_configs(name: str) -> None:
+    from mmdet3d.registry import MODELS
+
+    register_modules()
+    init_default_scope('mmdet3d')
+    cfg = Config.fromfile(str(CONFIG_DIR / f'{name}.py'))
+    cfg.merge_from_dict(dict(UPSTREAM_RUN_OPTIONS))
+    pad = cfg.test_dataloader.dataset.pipeline[3]
+    assert pad.type == 'HDMapPadMultiViewImages' and pad.upstream_pad_rescale is True
+    cfg.model.backbone_cfg.img_backbone.pop('init_cfg', None)
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    assert model.head.upstream_bbox_tokens and model.head.gen_net.min_vertices == 0

@@ -97,6 +97,24 @@ NOT_LOADED: dict[str, str] = {
     ),
 }
 
+# `--cfg-options` that run converted weights as upstream ran them (they were trained with these
+# conventions; the defaults are the ones for new training, see README "Released upstream checkpoints").
+UPSTREAM_RUN_OPTIONS: dict[str, object] = {
+    # generator conditioned on upstream's bbox tokens (GT without +1, round(box) at test)
+    'model.head_cfg.upstream_bbox_tokens': True,
+    # upstream may stop a line after 0 or 1 vertex (such lines are dropped from the submission)
+    'model.head_cfg.gen_net_cfg.min_vertices': 0,
+    # camera matrices rescaled by padded/unpadded size as upstream's pipeline did (REFERENCE §7.22);
+    # index 3 of the reference configs' test pipeline is HDMapPadMultiViewImages
+    'test_dataloader.dataset.pipeline.3.upstream_pad_rescale': True,
+}
+
+
+def upstream_run_options() -> str:
+    """`UPSTREAM_RUN_OPTIONS` as command-line `--cfg-options` arguments."""
+    return ' '.join(f'{k}={v}' for k, v in UPSTREAM_RUN_OPTIONS.items())
+
+
 # Parts every complete upstream VectorMapNet checkpoint has (one upstream key prefix each).
 REQUIRED_PARTS: dict[str, str] = {
     'backbone.img_backbone.': 'image backbone',

@@ -160,12 +160,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert_checkpoint(args: argparse.Namespace) -> int:
-    from .checkpoint import convert_upstream_checkpoint, not_loaded_reason
+    from .checkpoint import convert_upstream_checkpoint, not_loaded_reason, upstream_run_options
 
     result = convert_upstream_checkpoint(args.src, args.dst)
     print(f'wrote {args.dst}: {result["num_tensors"]} tensors')
     for key in result['unused_keys']:
         print(f'not loaded: {key} ({not_loaded_reason(key)})')
+    print(
+        'run it with the conventions it was trained with:\n'
+        f'  interndrive test hdmap/vectormapnet_intern {args.dst} --cfg-options {upstream_run_options()}'
+    )
     return 0
 
 
