@@ -55,9 +55,13 @@ def test_task_evaluate_and_table(converted):
     v10 = TASK.evaluate(sub_path, gt_path)
     v11 = TASK.evaluate(sub_path, gt_path, version=1.1)  # a float, as --option version=1.1 gives
     assert v10['DET_l'] == v11['DET_l'] and set(v10) == set(v11)
+    assert (v10['metric_version'], v11['metric_version']) == (1.0, 1.1)
     table = TASK.format_metrics(v10)
     assert table.splitlines()[0] == '| Method | OLS | DET_l | DET_t | TOP_ll | TOP_lt | F-Score |'
     assert f'{v10["OLS"]:.3f}' in table and '0.325' in table
+    # The run's row names its metric version: v1.1 TOP numbers are not comparable to the seed's v1.0.
+    assert table.splitlines()[2].startswith(f'| this run, v1.0 | {v10["OLS"]:.3f} |')
+    assert TASK.format_metrics(v11).splitlines()[2].startswith('| this run, v1.1 |')
 
 
 @pytest.mark.slow  # imports the whole CLI (torch, mmengine): ~6 s on 2 busy cores

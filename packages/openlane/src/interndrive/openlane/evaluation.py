@@ -61,7 +61,13 @@ def evaluate_submission(
     )
     gts = {token: frame['annotation'] for token, frame in gt.items()}
     preds = {token: sub['results'][token]['predictions'] for token in gts}
-    return evaluate_frames(gts, preds, version)
+    return with_version(evaluate_frames(gts, preds, version), version)
+
+
+def with_version(metrics: Mapping[str, float], version: str) -> dict[str, float]:
+    """Adds `metric_version` (1.0 or 1.1) so tables and JSON say which TOP definition scored them:
+    v1.0 and v1.1 TOP numbers are not comparable."""
+    return {**metrics, 'metric_version': float(version)}
 
 
 def format_metrics(metrics: Mapping[str, float], name: str = 'this run') -> str:
@@ -69,6 +75,9 @@ def format_metrics(metrics: Mapping[str, float], name: str = 'this run') -> str:
     header = '| Method | ' + ' | '.join(METRIC_KEYS) + ' |'
     lines = [header, '|---' * (len(METRIC_KEYS) + 1) + '|']
     row = [f'{metrics[k]:.3f}' if k in metrics else '-' for k in METRIC_KEYS]
+    version = f', v{metrics["metric_version"]:.1f}' if 'metric_version' in metrics else ''
+    if version and not name.endswith(version):
+        name += version
     lines.append(f'| {name} | ' + ' | '.join(row) + ' |')
     for ref_name, ref in REFERENCE_METRICS.items():
         lines.append(

@@ -24,7 +24,7 @@ from mmengine.evaluator import BaseMetric
 
 from interndrive.common.engine.checks import ConfigError, require_file
 
-from .evaluation import MetricVersionError, normalize_version
+from .evaluation import MetricVersionError, normalize_version, with_version
 from .formats import FormatError, load_collection
 from .metric.ols import evaluate_frames
 from .submission import make_submission, validate_submission, write_submission
@@ -146,4 +146,5 @@ class OpenLaneV2Metric(BaseMetric):
                 f'OpenLaneV2Metric: {len(missing)} frames of {self.ann_file} were not predicted, '
                 f'e.g. {missing[0]} (evaluate on the whole split)'
             )
-        return evaluate_frames(gts, {t: predictions[t] for t in gts}, self.version)
+        scores = evaluate_frames(gts, {t: predictions[t] for t in gts}, self.version)
+        return with_version(scores, self.version)
