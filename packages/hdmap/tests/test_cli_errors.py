@@ -169,3 +169,16 @@ def test_test_split_validates_and_visualizes_but_cannot_be_scored(ann_file, tmp_
             str(tmp_path / 'vis'), '--score-thr', '0']  # fmt: skip
     assert cli.main(argv) == 0
     assert len(list((tmp_path / 'vis').glob('*_bev.png'))) == 2
+
+
+def test_convert_checkpoint_missing_file_and_foreign_checkpoint(tmp_path, capsys):
+    torch = pytest.importorskip('torch')
+    err = _cli_error(capsys, ['hdmap', 'convert-checkpoint', str(tmp_path / 'nope.pth'), 'x.pth'])
+    assert "upstream checkpoint '" in err and "nope.pth' does not exist" in err
+    torch.save({'state_dict': {'backbone.img_backbone.patch_embed.conv1.weight': torch.zeros(1)}},
+               tmp_path / 'backbone.pth')  # fmt: skip
+    err = _cli_error(
+        capsys, ['hdmap', 'convert-checkpoint', str(tmp_path / 'backbone.pth'), 'x.pth']
+    )
+    assert 'backbone.pth: not an upstream VectorMapNet checkpoint, no keys for FPN' in err
+    assert not (tmp_path / 'x.pth').exists()
