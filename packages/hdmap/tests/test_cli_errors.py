@@ -178,7 +178,8 @@ def test_convert_checkpoint_missing_file_and_foreign_checkpoint(tmp_path, capsys
     torch.save({'state_dict': {'backbone.img_backbone.patch_embed.conv1.weight': torch.zeros(1)}},
                tmp_path / 'backbone.pth')  # fmt: skip
     err = _cli_error(
-        capsys, ['hdmap', 'convert-checkpoint', str(tmp_path / 'backbone.pth'), 'x.pth']
+        capsys,
+        ['hdmap', 'convert-checkpoint', str(tmp_path / 'backbone.pth'), str(tmp_path / 'x.pth')],
     )
     assert 'backbone.pth: not an upstream VectorMapNet checkpoint, no keys for FPN' in err
     assert not (tmp_path / 'x.pth').exists()
