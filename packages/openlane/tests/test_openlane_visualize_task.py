@@ -163,3 +163,20 @@ def test_cli_rejects_bad_numbers(argv, message, tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_dense_ground_truth_is_warned_about(converted, tmp_path):
+    """A GT built like train (all 201 points) scores 11-point predictions lower: say so."""
+    import warnings
+
+    root, gt_path, sub_path, _, _ = converted
+    split_file = root / 'data_dict_subset_A.json'
+    (dense,) = convert(root, split_file, out_dir=tmp_path, point_interval=1, backend='builtin')
+    with pytest.warns(
+        UserWarning, match=r'up to 201 points; the official val/test ground truth keeps 11'
+    ):
+        dense_scores = TASK.evaluate(sub_path, dense)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # the official 11-point GT: no warning
+        scores = TASK.evaluate(sub_path, gt_path)
+    assert dense_scores['DET_l'] < scores['DET_l']

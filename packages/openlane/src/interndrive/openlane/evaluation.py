@@ -60,8 +60,36 @@ def evaluate_submission(
         str(submission) if not isinstance(submission, Mapping) else 'submission'
     )
     gts = {token: frame['annotation'] for token, frame in gt.items()}
+    warn_if_dense_ground_truth(
+        gts, str(ground_truth) if not isinstance(ground_truth, Mapping) else 'ground truth'
+    )
     preds = {token: sub['results'][token]['predictions'] for token in gts}
     return with_version(evaluate_frames(gts, preds, version), version)
+
+
+# The official val/test GT keeps every 20th of the 201 annotated points (`convert` default).
+OFFICIAL_EVAL_LANE_POINTS = 11
+
+
+def warn_if_dense_ground_truth(gts: Mapping[Any, Mapping[str, Any]], source: str) -> int:
+    """Warns when GT lanes have more points than the official val/test GT (built with
+    `point_interval=20`): the discrete Fréchet distance then penalises even perfect 11-point
+    predictions, so the scores are lower and not comparable. Returns the largest point count."""
+    import warnings
+
+    densest = max(
+        (len(lane['points']) for ann in gts.values() for lane in ann['lane_centerline']),
+        default=0,
+    )
+    if densest > OFFICIAL_EVAL_LANE_POINTS:
+        warnings.warn(
+            f'{source}: ground-truth lanes have up to {densest} points; the official val/test '
+            f'ground truth keeps {OFFICIAL_EVAL_LANE_POINTS} (`interndrive openlane convert` with '
+            'the default point interval 20 for val/test). Scores against denser ground truth are '
+            'lower and not comparable to published numbers.',
+            stacklevel=2,
+        )
+    return densest
 
 
 def with_version(metrics: Mapping[str, float], version: str) -> dict[str, float]:

@@ -24,7 +24,12 @@ from mmengine.evaluator import BaseMetric
 
 from interndrive.common.engine.checks import ConfigError, require_file
 
-from .evaluation import MetricVersionError, normalize_version, with_version
+from .evaluation import (
+    MetricVersionError,
+    normalize_version,
+    warn_if_dense_ground_truth,
+    with_version,
+)
 from .formats import FormatError, load_collection
 from .metric.ols import evaluate_frames
 from .submission import make_submission, validate_submission, write_submission
@@ -140,6 +145,7 @@ class OpenLaneV2Metric(BaseMetric):
         except FormatError as err:  # e.g. the test split's pickle, which has no annotation
             raise ConfigError(f'OpenLaneV2Metric ann_file: {" ".join(str(err).split())}') from err
         gts = {t: f['annotation'] for t, f in collection.items()}
+        warn_if_dense_ground_truth(gts, str(self.ann_file))
         missing = [t for t in gts if t not in predictions]
         if missing:
             raise ConfigError(
