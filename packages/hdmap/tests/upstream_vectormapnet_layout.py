@@ -15,6 +15,8 @@ against an independent statement of upstream's key names and tensor shapes:
   per decoder layer, `transformer.level_embeds` (1, D), `transformer.reference_points_embed`,
   `transformer.decoder.layers.i` = mmcv BaseTransformerLayer (`attentions.0.attn` nn.MultiheadAttention,
   `attentions.1` MultiScaleDeformableAttention, `ffns.0.layers.{0.0,1}`, `norms.{0,1,2}`).
+* `heads/dg_head.py` + `augmentation/sythesis_det.py`: `augmentation` (NoiseSythesis) with the persistent
+  buffers `canvas_size`, `shift_scale`, `scaling_size`.
 * `heads/polyline_generator.py` + `detgen_utils/causal_trans.py`: `_project_to_logits`, `input_proj`,
   embeddings, buffer `canvas_size`, `decoder.layers.i` = nn.TransformerDecoderLayer (`self_attn`,
   `multihead_attn` with packed `in_proj_weight`, `linear1`, `linear2`, `norm1..3`) + `res_weight1..3` (1,).
@@ -66,6 +68,10 @@ UPSTREAM_ONLY_BUFFERS = (
     'backbone.bev_planes',
     'head.det_net.canvas_size',
     'head.gen_net.canvas_size',
+    # DGHead(augmentation=True) holds NoiseSythesis, whose register_buffer()s are persistent
+    'head.augmentation.canvas_size',
+    'head.augmentation.shift_scale',
+    'head.augmentation.scaling_size',
 )
 
 
@@ -138,4 +144,7 @@ def to_upstream_state_dict(model: torch.nn.Module, prefix: str = '') -> dict[str
     canvas = torch.tensor(gen.canvas_size, device=ref.device)
     out['head.det_net.canvas_size'] = canvas.clone()
     out['head.gen_net.canvas_size'] = canvas.clone()
+    out['head.augmentation.canvas_size'] = canvas.clone()
+    out['head.augmentation.shift_scale'] = torch.tensor([8.0, 5.0], device=ref.device)
+    out['head.augmentation.scaling_size'] = torch.tensor([0.1, 0.1], device=ref.device)
     return {prefix + k: v for k, v in out.items()}

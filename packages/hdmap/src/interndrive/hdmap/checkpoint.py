@@ -90,6 +90,9 @@ _COORD_EMBED = re.compile(r'head\.(det_net|gen_net)\.img_coord_embed\.weight')
 NOT_LOADED: dict[str, str] = {
     r'backbone\.bev_planes': 'buffer of the IPM plane grid, recomputed from xbound/ybound/heights',
     r'head\.(det_net|gen_net)\.canvas_size': 'buffer holding the config canvas size',
+    r'head\.augmentation\.(canvas_size|shift_scale|scaling_size)': (
+        "buffer of upstream's training-time noise augmentation (NoiseSythesis), config constants"
+    ),
     r'backbone\.masked_embeds\.weight': 'created by upstream IPMEncoder but never used in forward',
     r'head\.det_net\.label_embed\.weight': 'created by upstream MapElementDetector but never used',
     r'head\.det_net\.transformer\.level_embeds': (
