@@ -165,15 +165,19 @@ def test_ipm_fusion_channels_are_in_upstreams_order(tiny) -> None:
             assert torch.equal(x[(feats + axis) * planes + p], enc.planes[p, ..., axis])
 
 
-def test_full_config_keys_and_shapes_on_the_meta_device() -> None:
+def _meta_model(name: str):
     from mmdet3d.registry import MODELS
 
     register_modules()
     init_default_scope('mmdet3d')
-    cfg = Config.fromfile(str(CONFIG_DIR / 'vectormapnet_intern.py'))
+    cfg = Config.fromfile(str(CONFIG_DIR / f'{name}.py'))
     cfg.model.backbone_cfg.img_backbone.pop('init_cfg', None)
     with torch.device('meta'):
-        model = MODELS.build(cfg.model)
+        return MODELS.build(cfg.model)
+
+
+def test_full_config_keys_and_shapes_on_the_meta_device() -> None:
+    model = _meta_model('vectormapnet_intern')
     upstream = to_upstream_state_dict(model)
     # shapes as upstream's code builds them for vectormapnet_intern.py (REFERENCE.md §4.3)
     expected = {
@@ -210,6 +214,18 @@ def test_full_config_keys_and_shapes_on_the_meta_device() -> None:
     assert converted.keys() == own.keys()
     for key, value in own.items():
         assert converted[key].shape == value.shape, key
+    assert unused == sorted(UPSTREAM_ONLY_LEARNED + UPSTREAM_ONLY_BUFFERS)
+
+
+def test_resnet50_config_converts_to_exactly_our_keys() -> None:
+    """vectormapnet_base: mmdet ResNet-50 with DCNv2 (`conv2.conv_offset`) keeps its names."""
+    model = _meta_model('vectormapnet_base')
+    upstream = to_upstream_state_dict(model)
+    assert 'backbone.img_backbone.layer3.0.conv2.conv_offset.weight' in upstream
+    converted, unused = convert_upstream_state_dict(upstream)
+    own = model.state_dict()
+    assert converted.keys() == own.keys()
+    assert all(converted[k].shape == v.shape for k, v in own.items())
     assert unused == sorted(UPSTREAM_ONLY_LEARNED + UPSTREAM_ONLY_BUFFERS)
 
 
