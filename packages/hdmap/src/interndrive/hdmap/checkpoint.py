@@ -17,6 +17,10 @@ rename) or one of the few tensor rewrites below, each with the reason it exists:
 * both heads embed a `[-1, 1]²` grid with `img_coord_embed = Linear(2, D)`; upstream stacks the grid as
   (y, x) (`meshgrid(Hs, Ws)`), ours as (x, y), so the two weight columns are swapped.
 
+Everything else already matches because our model was made layer-for-layer upstream's (no final
+LayerNorm in the detector or generator, bias in the upsampling convs but not in the BEV neck's Conv1×1,
+upstream's channel order c·P + p into the IPM fusion conv): no other tensor needs rewriting.
+
 Some upstream tensors have no counterpart (`NOT_LOADED`): buffers recomputed from the config, and
 three learned tensors that upstream creates but never uses in `forward` (so they cannot change a
 prediction). They are returned as unused keys, with the reason, never silently dropped.
@@ -130,7 +134,7 @@ REQUIRED_PARTS: dict[str, str] = {
     'head.gen_net.decoder.': 'generator decoder',
     'head.gen_net._project_to_logits.': 'generator logits layer',
 }
-# Wrappers that training frameworks put in front of the model's keys (DDP, EMA wrappers).
+# Wrapper prefix that training frameworks put in front of the model's keys (DDP, mmengine EMA).
 _WRAPPERS = ('module.',)
 
 
