@@ -59,9 +59,20 @@ def describe_mismatch(
 
 
 def check_checkpoint_matches(
-    model: nn.Module, checkpoint_path: str | os.PathLike[str], config_name: str = 'the config'
+    model: nn.Module,
+    checkpoint_path: str | os.PathLike[str],
+    config_name: str = 'the config',
+    task_name: str | None = None,
 ) -> None:
-    """Raises CheckpointMismatchError unless the checkpoint's weights fit `model` exactly."""
+    """Raises CheckpointMismatchError unless the checkpoint's weights fit `model` exactly.
+
+    Args:
+        model: The built model (a DDP wrapper is unwrapped).
+        checkpoint_path: The checkpoint file.
+        config_name: How the error names the config.
+        task_name: The task, so the error can name its whole-model converter
+            (`interndrive <task> convert-checkpoint`) for released upstream weights.
+    """
     path = require_file(checkpoint_path, 'checkpoint')
     try:
         checkpoint = load_checkpoint_file(str(path), map_location='cpu')
@@ -74,6 +85,6 @@ def check_checkpoint_matches(
     if problem:
         raise CheckpointMismatchError(
             f'checkpoint {str(path)!r} does not match the model of {config_name}: {problem} '
-            '(trained with another config? released upstream weights need '
-            '`interndrive convert-checkpoint` first)'
+            f'(trained with another config? released upstream {task_name or "task"} weights need '
+            f'`interndrive {task_name or "<task>"} convert-checkpoint` first)'
         )

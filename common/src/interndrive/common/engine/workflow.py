@@ -145,7 +145,9 @@ def run_train(
     runner = _build_runner(cfg)
     if cfg.get('resume') and cfg.get('load_from'):
         # mmengine resumes with strict=False, silently keeping random weights for missing keys.
-        check_checkpoint_matches(runner.model, cfg.load_from, config_name=f'config {_path.name}')
+        check_checkpoint_matches(
+            runner.model, cfg.load_from, config_name=f'config {_path.name}', task_name=_task.name
+        )
     runner.train()
     return Path(cfg.work_dir)
 
@@ -218,7 +220,9 @@ def run_test(
     cfg.load_from = str(checkpoint)
     cfg.resume = False
     runner = _build_runner(cfg)
-    check_checkpoint_matches(runner.model, checkpoint, config_name=f'config {path.name}')
+    check_checkpoint_matches(
+        runner.model, checkpoint, config_name=f'config {path.name}', task_name=task.name
+    )
     metrics = dict(runner.test())
     if metrics_json is not None and is_main_process():
         plain = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}
