@@ -96,7 +96,9 @@ def test_convert_checkpoint_command(upstream, tmp_path, capsys) -> None:
     assert args.func(args) == 0
     written = torch.load(tmp_path / 'ours.pth', weights_only=True)['state_dict']
     assert written.keys() == state.keys()
-    assert f'{len(state)} tensors' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f'{len(state)} tensors' in out
+    assert 'bev_axes=right_forward' in out and '--legacy-can-bus' in out
     args = parser.parse_args(['convert-checkpoint', str(tmp_path / 'nope.pth'), 'x.pth'])
     with pytest.raises(
         OccupancyDataError, match=r"upstream checkpoint '.*nope\.pth' does not exist"

@@ -72,6 +72,14 @@ def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
     print(f'{args.dst}: {result["num_tensors"]} tensors')
     for key in result['unused_keys']:
         print(f'not used by BEVFormerOcc: {key}')
+    # Released weights were trained with upstream's BEV conventions and CAN-bus bug: say how to run them.
+    print(
+        'run these weights with upstream conventions: interndrive test CONFIG '
+        f'{args.dst} --cfg-options model.bev_constructor.bev_axes=right_forward '
+        '"model.bev_constructor.rotate_center=[100,100]" '
+        'model.bev_constructor.encoder.reproduce_shift_ref_2d_bug=True '
+        '(on infos converted with `interndrive occupancy convert --legacy-can-bus`)'
+    )
     return 0
 
 
