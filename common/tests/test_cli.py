@@ -296,7 +296,7 @@ def test_broken_namespace_task_is_reported_not_fatal(tmp_path: Path) -> None:
     (broken / 'task.py').write_text('')
     code = (
         'from interndrive.common.tasks import discover_tasks_with_errors as d;'
-        'tasks, errors = d(); print(sorted(tasks), errors)'
+        'tasks, errors = d(); print("toy" in tasks, "wreck" in tasks, errors)'
     )
     done = subprocess.run(
         [sys.executable, '-c', code],
@@ -306,7 +306,9 @@ def test_broken_namespace_task_is_reported_not_fatal(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "['toy'] {'wreck': 'RuntimeError: half-installed'}" in done.stdout
+    # Real task packages may also be importable (a dev checkout's PYTHONPATH): only the toy and the
+    # broken one matter here.
+    assert "True False {'wreck': 'RuntimeError: half-installed'}" in done.stdout
 
 
 def test_failing_task_parser_hook_only_costs_its_commands(fake_tasks, monkeypatch, capsys) -> None:
