@@ -106,8 +106,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    from .checkpoint import convert_upstream_checkpoint, not_loaded_reason, upstream_run_options
+
+    result = convert_upstream_checkpoint(args.src, args.dst)
+    print(f'wrote {args.dst}: {result["num_tensors"]} tensors')
+    for key in result['unused_keys']:
+        print(f'not loaded: {key} ({not_loaded_reason(key)})')
+    # Released weights saw upstream's stretched front view: say how to feed them the same images.
+    print(
+        'run it on the inputs it was trained with:\n'
+        f'  interndrive test openlane/internimage-s {args.dst} --cfg-options {upstream_run_options()}'
+    )
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """`interndrive openlane convert | generate | validate`."""
+    """`interndrive openlane convert | generate | validate | convert-checkpoint`."""
     p = subparsers.add_parser(
         'convert', help='raw OpenLane-V2 (info JSON + data_dict) → collection pickles (preprocess)'
     )
@@ -147,6 +162,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('submission', help='submission .pkl')
     p.add_argument('--ground-truth', help='collection .pkl: also check every GT frame is predicted')
     p.set_defaults(func=cmd_validate)
+
+    p = subparsers.add_parser(
+        'convert-checkpoint',
+        help="upstream OpenLane-V2 baseline .pth (ROAD_BEVFormer) -> this package's RoadBEVFormer .pth",
+    )
+    p.add_argument('src', help='upstream checkpoint (.pth)')
+    p.add_argument('dst', help='output checkpoint for `interndrive test`')
+    p.set_defaults(func=cmd_convert_checkpoint)
 
 
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:

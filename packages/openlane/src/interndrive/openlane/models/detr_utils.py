@@ -53,7 +53,9 @@ def mlp_branch(
 
 def focal_bias_init(linear: nn.Linear, prior_prob: float = 0.01) -> None:
     """Classification bias so that the initial sigmoid is `prior_prob` (focal-loss convention)."""
-    nn.init.constant_(linear.bias, -float(torch.log(torch.tensor((1 - prior_prob) / prior_prob))))
+    # computed on the CPU so that models can also be built on the meta device (key/shape checks)
+    odds = torch.tensor((1 - prior_prob) / prior_prob, device='cpu')
+    nn.init.constant_(linear.bias, -float(torch.log(odds)))
 
 
 def assign(
