@@ -64,7 +64,7 @@ def tiny():
 
 
 def _outputs(model) -> dict[str, torch.Tensor]:
-    inputs, samples = make_batch(batch=1, height=64, width=96, seed=3)
+    inputs, samples = make_batch(batch=1, height=32, width=64, seed=3)
     with torch.no_grad():
         lane, te, lclc, lcte = model(inputs, samples, mode='tensor')
     return {
@@ -137,6 +137,35 @@ def test_full_config_keys_and_shapes_on_the_meta_device(name: str) -> None:
     for key, value in own.items():
         assert converted[key].shape == value.shape, key
     assert unused == list(UPSTREAM_ONLY)
+
+
+def test_renamed_module_structures_compute_the_same_function(tiny) -> None:
+    """The two renames that change module structure: upstream's `MLP` (a `layers` list of Linear,
+    ReLU between them in forward) → our `nn.Sequential` at indices 0/2/4, and upstream's bare TE
+    classification Linear → our one-Linear `nn.Sequential`. Upstream's forward is written out here."""
+    model, upstream = tiny
+    x = torch.randn(2, 5, 32, generator=torch.Generator().manual_seed(7))
+
+    def upstream_mlp(prefix: str, inputs: torch.Tensor) -> torch.Tensor:
+        for i in range(3):
+            w, b = upstream[f'{prefix}.layers.{i}.weight'], upstream[f'{prefix}.layers.{i}.bias']
+            inputs = torch.nn.functional.linear(inputs, w, b)
+            inputs = inputs.relu() if i < 2 else inputs
+        return inputs
+
+    with torch.no_grad():
+        for head in ('lclc_head', 'lcte_head'):
+            ours = getattr(model, head)
+            assert torch.equal(ours.mlp_o1(x), upstream_mlp(f'module.{head}.MLP_o1', x))
+            assert torch.equal(ours.mlp_o2(x), upstream_mlp(f'module.{head}.MLP_o2', x))
+            pairs = torch.randn(2, 5, 256, generator=torch.Generator().manual_seed(8))
+            assert torch.equal(
+                ours.classifier(pairs), upstream_mlp(f'module.{head}.classifier', pairs)
+            )
+        for layer, branch in enumerate(model.te_head.cls_branches):
+            w = upstream[f'module.bbox_head.cls_branches.{layer}.weight']
+            b = upstream[f'module.bbox_head.cls_branches.{layer}.bias']
+            assert torch.equal(branch(x), torch.nn.functional.linear(x, w, b))
 
 
 def test_upstream_layer_names_match_the_real_mmcv_modules(tiny) -> None:
@@ -228,3 +257,21 @@ def test_upstream_run_options_apply_to_the_reference_configs(name: str) -> None:
         step = cfg[loader].dataset.pipeline[1]
         assert step.type == 'OLV2ResizeFrontView' and step.upstream_swap is True, loader
     assert cfg.train_dataloader.dataset.pipeline[2].upstream_swap is False  # only for evaluation
+
+
+def test_cli_refuses_a_foreign_checkpoint_in_one_line(tmp_path: Path, capsys) -> None:
+    """Through the real `interndrive` entry point: an upstream occupancy checkpoint is named as not
+    an OpenLane-V2 one (exit status 2, no traceback, nothing written)."""
+    from interndrive.common.cli import main
+
+    occupancy = {
+        'img_backbone.patch_embed.conv1.weight': torch.zeros(2, 3, 3, 3),
+        'img_neck.lateral_convs.0.conv.weight': torch.zeros(2, 2, 1, 1),
+        'pts_bbox_head.transformer.encoder.layers.0.norms.0.weight': torch.zeros(2),
+    }
+    torch.save({'state_dict': occupancy}, tmp_path / 'occ.pth')
+    argv = ['openlane', 'convert-checkpoint', str(tmp_path / 'occ.pth'), str(tmp_path / 'x.pth')]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert 'occ.pth: not an upstream OpenLane-V2 baseline checkpoint, no keys for BEV' in err
+    assert 'Traceback' not in err and not (tmp_path / 'x.pth').exists()
