@@ -117,6 +117,11 @@ def test_upstream_only_tensors_are_reported_with_their_reason(tiny) -> None:
     )
     assert 'pts_bbox_head.aux.weight' in unused
     assert 'unknown' in not_loaded_reason('pts_bbox_head.aux.weight')
+    weighted = dict(upstream, **{'module.pts_bbox_head.code_weights': torch.full((15,), 2.0)})
+    with pytest.warns(
+        UserWarning, match=r'w\.pth: pts_bbox_head\.code_weights are \[2\.0, .*unaffected'
+    ):
+        convert_upstream_state_dict(weighted, 'w.pth')
 
 
 @pytest.mark.parametrize('name', ['internimage-s.py', 'baseline_large.py'])

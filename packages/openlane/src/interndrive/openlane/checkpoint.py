@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,20 @@ def convert_upstream_state_dict(
         if ours is not None:
             out[ours] = value
             used.add(key)
+    _warn_about_code_weights(state.get('pts_bbox_head.code_weights'), source)
     return out, sorted(set(state) - used)
+
+
+def _warn_about_code_weights(weights: Tensor | None, source: str) -> None:
+    """Our lane L1 loss is unweighted, i.e. upstream's with `code_weights` all 1.0 (every upstream
+    config). Other values change only fine-tuning, never a prediction: say so instead of failing."""
+    if weights is None or weights.is_meta or bool((weights == 1).all()):
+        return
+    warnings.warn(
+        f'{source}: pts_bbox_head.code_weights are {weights.tolist()}, not all 1.0; predictions '
+        'are unaffected, but fine-tuning here uses an unweighted L1 loss',
+        stacklevel=3,
+    )
 
 
 def convert_upstream_checkpoint(
