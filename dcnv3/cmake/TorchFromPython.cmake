@@ -7,21 +7,29 @@
 
 find_package(Python COMPONENTS Interpreter REQUIRED)
 
+# pip's default isolated build hides the target environment's site-packages from the interpreter (same
+# executable, different sys.path). The extension must be compiled against the torch it will run with, not
+# whatever torch an isolated build environment would download, so the target site-packages go first on
+# sys.path whenever they hold torch. For a --no-build-isolation build this changes nothing.
+set(_dcnv3_target_torch_first
+  "import os, sys, sysconfig; sys.path[:0] = [d for d in dict.fromkeys(sysconfig.get_paths()[k] for k in ('purelib', 'platlib')) if os.path.isdir(os.path.join(d, 'torch'))]; ")
+
 function(_dcnv3_torch_query out code)
   execute_process(
-    COMMAND "${Python_EXECUTABLE}" -c "${code}"
+    COMMAND "${Python_EXECUTABLE}" -c "${_dcnv3_target_torch_first}${code}"
     RESULT_VARIABLE rc OUTPUT_VARIABLE value ERROR_VARIABLE err OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR
       "dcnv3: torch is missing or broken in ${Python_EXECUTABLE}.\n"
       "Install torch in that environment first, then build with "
-      "`pip install --no-build-isolation ./dcnv3` (the extension must be compiled against the torch "
+      "`pip install ./dcnv3` (or `--no-build-isolation`; the extension is compiled against the torch "
       "it will run with).\nPython said:\n${err}")
   endif()
   set(${out} "${value}" PARENT_SCOPE)
 endfunction()
 
 _dcnv3_torch_query(TORCH_VERSION "import torch; print(torch.__version__.split('+')[0])")
+_dcnv3_torch_query(TORCH_LOCATION "import os, torch; print(os.path.dirname(torch.__file__))")
 _dcnv3_torch_query(TORCH_INCLUDE_DIRS
   "import torch.utils.cpp_extension as e; print(';'.join(e.include_paths()))")
 _dcnv3_torch_query(TORCH_LIBRARY_DIR
@@ -30,5 +38,5 @@ _dcnv3_torch_query(TORCH_LIBRARY_DIR
 _dcnv3_torch_query(TORCH_CXX11_ABI "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))")
 _dcnv3_torch_query(TORCH_CUDA_VERSION "import torch; print(torch.version.cuda or '')")
 
-message(STATUS "dcnv3: torch ${TORCH_VERSION} from ${Python_EXECUTABLE} "
+message(STATUS "dcnv3: torch ${TORCH_VERSION} at ${TORCH_LOCATION} (${Python_EXECUTABLE}) "
                "(_GLIBCXX_USE_CXX11_ABI=${TORCH_CXX11_ABI}, torch CUDA: '${TORCH_CUDA_VERSION}')")
