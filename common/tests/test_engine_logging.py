@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,16 @@ def test_progress_bars_follow_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv('INTERNDRIVE_PROGRESS', '1')
     assert progress.progress_enabled()
     assert list(progress.track(range(3), 'x')) == [0, 1, 2]
+    monkeypatch.setenv('RANK', '1')  # a non-zero torchrun rank never draws, even when forced
+    assert not progress.progress_enabled()
+
+
+def test_progress_module_imports_no_torch() -> None:
+    # Converters and `interndrive evaluate` use the bars; they must not pay for a torch import.
+    code = (
+        'import sys; from interndrive.common.engine import progress; '
+        'list(progress.track(range(2))); print("torch" in sys.modules)'
+    )
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == 'False'

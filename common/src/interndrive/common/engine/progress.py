@@ -2,6 +2,7 @@
 
 Shown only on the main process, only when stderr is a terminal (a log file full of carriage returns
 helps nobody) unless `INTERNDRIVE_PROGRESS=1` forces them on; `INTERNDRIVE_PROGRESS=0` turns them off.
+Light on purpose (no torch/mmengine import): converters and `interndrive evaluate` use it too.
 """
 
 from __future__ import annotations
@@ -11,16 +12,25 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from mmengine.dist import is_main_process
 from tqdm import tqdm
 
 T = TypeVar('T')
 
 
+def _is_main_process() -> bool:
+    """Rank 0 (or not distributed), without importing torch when nothing imported it yet."""
+    if os.environ.get('RANK', '0') != '0':  # set by torchrun before any process group exists
+        return False
+    dist = getattr(sys.modules.get('torch'), 'distributed', None)
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return True
+
+
 def progress_enabled() -> bool:
     """Whether progress bars should be drawn in this process."""
     setting = os.environ.get('INTERNDRIVE_PROGRESS', '').strip()
-    if setting == '0' or not is_main_process():
+    if setting == '0' or not _is_main_process():
         return False
     return setting == '1' or sys.stderr.isatty()
 

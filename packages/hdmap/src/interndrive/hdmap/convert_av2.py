@@ -26,6 +26,8 @@ import shapely
 from shapely.geometry import LineString, MultiLineString, box
 from shapely.ops import linemerge, unary_union
 
+from interndrive.common.engine.progress import track
+
 from .constants import CAMERAS, CLASSES, ROI_SIZE
 from .errors import HDMapInputError, MissingPathError
 
@@ -288,4 +290,8 @@ def convert_logs(
     paths: Sequence[str | os.PathLike], interval_s: float = 0.5, max_frames: int | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """`{log_id: frames}` for every log found in `paths` (see `find_logs`)."""
-    return {log.name: convert_log(log, interval_s, max_frames) for log in find_logs(paths)}
+    logs = find_logs(paths)
+    return {
+        log.name: convert_log(log, interval_s, max_frames)
+        for log in track(logs, 'converting AV2 logs', total=len(logs), unit='log')
+    }

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from interndrive.common.engine.progress import track
 from interndrive.occupancy.can_bus import can_bus_vector
 from interndrive.occupancy.constants import CAMERA_NAMES
 from interndrive.occupancy.errors import OccupancyDataError
@@ -156,7 +157,7 @@ def build_infos(
     """
     scenes = {scene['name']: scene for scene in nusc.scene}
     infos: list[dict[str, Any]] = []
-    for scene_name in scene_names:
+    for scene_name in track(scene_names, 'nuScenes -> infos', unit='scene'):
         scene = scenes[scene_name]
         messages = _scene_can_messages(can_bus, scene_name)
         occ_samples = None if occ_scene_infos is None else occ_scene_infos.get(scene_name, {})
@@ -287,7 +288,6 @@ def create_occ_infos(
             with_annotations=split != 'test',
             max_sweeps=max_sweeps,
             legacy_can_bus=legacy_can_bus,
-            progress_every=1000,
         )
         metadata = {
             'version': version,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from interndrive.common.engine.progress import track
 from interndrive.occupancy.errors import OccupancyDataError
 from interndrive.occupancy.formats import load_annotations, load_infos, load_labels
 from interndrive.occupancy.metric import OccupancyFScore, OccupancyMIoU
@@ -156,7 +157,8 @@ def evaluate_submission(
         return predictions[token](), load_labels(index[token], keys)
 
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
-    for pred, labels in bounded_map(load, tokens, workers):
+    frames = track(bounded_map(load, tokens, workers), 'scoring', total=len(tokens), unit='frame')
+    for pred, labels in frames:
         miou.update(pred, labels.semantics, labels.mask_camera, labels.mask_lidar)
         if fscore_metric is not None:
             fscore_metric.update(pred, labels.semantics, labels.mask_camera, labels.mask_lidar)

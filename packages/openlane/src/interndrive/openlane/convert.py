@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from interndrive.common.engine.progress import track
+
 from .constants import POINT_INTERVAL
 from .formats import FormatError, info_path, load_data_dict, load_json, validate_frame_info
 
@@ -53,7 +55,8 @@ def check_split(
 ) -> list[str]:
     """Validates every info JSON (and optionally image) of one split; returns all problems."""
     errors: list[str] = []
-    for segment_id, timestamps in segments.items():
+    items = track(segments.items(), f'checking {split}', total=len(segments), unit='segment')
+    for segment_id, timestamps in items:
         for ts in timestamps:
             path = info_path(root, split, segment_id, ts)
             try:
@@ -74,7 +77,8 @@ def _collect_builtin(
     root: Path, split: str, segments: Mapping[str, list[str]], interval: int
 ) -> dict:
     meta = {}
-    for segment_id, timestamps in segments.items():
+    items = track(segments.items(), f'collecting {split}', total=len(segments), unit='segment')
+    for segment_id, timestamps in items:
         for ts in timestamps:
             token = (split, segment_id, ts.split('.')[0])
             meta[token] = frame_to_collection_entry(load_json(info_path(root, *token)), interval)
