@@ -31,12 +31,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from interndrive.common import task_checkpoint
 from interndrive.hdmap.errors import HDMapInputError, MissingPathError
 
 _DEC = r'head\.det_net\.transformer\.decoder\.layers\.(\d+)\.'
@@ -119,7 +120,7 @@ UPSTREAM_RUN_OPTIONS: dict[str, object] = {
 
 def upstream_run_options() -> str:
     """`UPSTREAM_RUN_OPTIONS` as command-line `--cfg-options` arguments."""
-    return ' '.join(f'{k}={v}' for k, v in UPSTREAM_RUN_OPTIONS.items())
+    return task_checkpoint.format_cfg_options(UPSTREAM_RUN_OPTIONS)
 
 
 # Parts every complete upstream VectorMapNet checkpoint has (one upstream key prefix each).
@@ -140,48 +141,9 @@ _WRAPPERS = ('module.',)
 
 def not_loaded_reason(key: str) -> str:
     """Why an upstream key is not loaded (for the CLI listing)."""
-    for pattern, reason in NOT_LOADED.items():
-        if re.fullmatch(pattern, key):
-            return reason
-    return 'unknown to the converter (not part of the released VectorMapNet configs)'
-
-
-def _unwrap(checkpoint: Mapping[str, Any], source: str) -> dict[str, Tensor]:
-    state = checkpoint.get('state_dict', checkpoint)
-    if not isinstance(state, Mapping) or not state:
-        raise HDMapInputError(f'{source}: expected a state dict (or a dict with "state_dict")')
-    out: dict[str, Tensor] = {}
-    for key, value in state.items():
-        while key.startswith(_WRAPPERS):
-            key = key.split('.', 1)[1]
-        if isinstance(value, Tensor):
-            out[key] = value
-    return out
-
-
-def _rename(key: str) -> str | None:
-    for pattern, template in RENAMES:
-        match = re.fullmatch(pattern, key)
-        if match:
-            return match.expand(template)
-    return None
-
-
-def _put(out: dict[str, Tensor], key: str, value: Tensor, upstream_key: str, source: str) -> None:
-    previous = out.get(key)
-    if previous is None:
-        out[key] = value
-        return
-    # meta tensors (shape checks without memory) carry no values to compare
-    differs = previous.shape != value.shape or (
-        not (previous.is_meta or value.is_meta) and not torch.equal(previous, value)
+    return task_checkpoint.not_loaded_reason(
+        key, NOT_LOADED, 'unknown to the converter (not part of the released VectorMapNet configs)'
     )
-    if differs:
-        # only the shared prediction branches map several upstream keys to one of ours
-        raise HDMapInputError(
-            f"{source}: {upstream_key} differs from the other decoder layers' copy of {key}; "
-            'per-layer prediction branches (upstream iterative=True) are not supported'
-        )
 
 
 def _special(
@@ -227,34 +189,30 @@ def convert_upstream_state_dict(
             VectorMapNet checkpoint (e.g. a backbone-only file, or one already converted), or when it
             cannot be represented (per-layer detector branches, incomplete ReZero gates).
     """
-    state = _unwrap(checkpoint, source)
-    missing = [
-        f'{name} ({prefix}*)'
-        for prefix, name in REQUIRED_PARTS.items()
-        if not any(key.startswith(prefix) for key in state)
-    ]
-    if missing:
-        raise HDMapInputError(
-            f'{source}: not an upstream VectorMapNet checkpoint, no keys for {", ".join(missing)}'
-        )
-    out: dict[str, Tensor] = {}
+    state = task_checkpoint.unwrap_state_dict(checkpoint, source, HDMapInputError, _WRAPPERS)
+    task_checkpoint.require_parts(
+        state, REQUIRED_PARTS, source=source, model='VectorMapNet', error=HDMapInputError
+    )
     gates: dict[str, dict[int, Tensor]] = {}
-    unused: list[str] = []
-    for key, value in state.items():
-        if _special(key, value, out, gates):
-            continue
-        ours = _rename(key)
-        if ours is None:
-            unused.append(key)
-        else:
-            _put(out, ours, value, key, source)
+    out, unused = task_checkpoint.rename_state_dict(
+        state,
+        RENAMES,
+        source=source,
+        error=HDMapInputError,
+        rewrite=partial(_special, gates=gates),
+        # only the shared prediction branches map several upstream keys to one of ours
+        conflict=(
+            "{source}: {upstream} differs from the other decoder layers' copy of {ours}; "
+            'per-layer prediction branches (upstream iterative=True) are not supported'
+        ),
+    )
     for ours, parts in gates.items():
         if sorted(parts) != [1, 2, 3]:
             raise HDMapInputError(
                 f'{source}: {ours}: upstream has res_weight{sorted(parts)}, expected res_weight1..3'
             )
         out[ours] = torch.cat([parts[i].reshape(-1) for i in (1, 2, 3)])
-    return out, sorted(unused)
+    return out, unused
 
 
 def convert_upstream_checkpoint(
@@ -274,19 +232,19 @@ def convert_upstream_checkpoint(
 
     Returns:
         {'num_tensors', 'unused_keys'}.
-    """
-    from interndrive.common.checkpoint import atomic_torch_save, read_checkpoint
 
-    src_path = Path(src)
-    if not src_path.is_file():
-        raise MissingPathError(f'upstream checkpoint {str(src_path)!r} does not exist')
-    converted, unused = convert_upstream_state_dict(
-        read_checkpoint(src_path, weights_only=weights_only), str(src_path)
+    Raises:
+        MissingPathError: `src` does not exist.
+        HDMapInputError: `src` is not a readable PyTorch checkpoint, or not a convertible upstream
+            VectorMapNet checkpoint (see `convert_upstream_state_dict`).
+    """
+    return task_checkpoint.convert_checkpoint_file(
+        src,
+        dst,
+        convert_upstream_state_dict,
+        source_format='upstream VectorMapNet (Online-HD-Map-Construction-CVPR2023)',
+        error=HDMapInputError,
+        missing_error=MissingPathError,
+        reason=reason,
+        weights_only=weights_only,
     )
-    meta = {
-        'source': src_path.name,
-        'source_format': 'upstream VectorMapNet (Online-HD-Map-Construction-CVPR2023)',
-        'unused': {key: reason(key) for key in unused},
-    }
-    atomic_torch_save({'state_dict': converted, 'meta': meta}, dst)
-    return {'num_tensors': len(converted), 'unused_keys': unused}

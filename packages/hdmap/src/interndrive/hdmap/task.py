@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from interndrive.common.task_checkpoint_cli import add_convert_checkpoint_command
 from interndrive.common.tasks import Task
 
 CONFIG_DIR = Path(__file__).resolve().parent / 'configs'
@@ -159,20 +160,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _cmd_convert_checkpoint(args: argparse.Namespace) -> int:
-    from .checkpoint import convert_upstream_checkpoint, not_loaded_reason, upstream_run_options
-
-    result = convert_upstream_checkpoint(args.src, args.dst)
-    print(f'wrote {args.dst}: {result["num_tensors"]} tensors')
-    for key in result['unused_keys']:
-        print(f'not loaded: {key} ({not_loaded_reason(key)})')
-    print(
-        'run it with the conventions it was trained with:\n'
-        f'  interndrive test hdmap/vectormapnet_intern {args.dst} --cfg-options {upstream_run_options()}'
-    )
-    return 0
-
-
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     convert = subparsers.add_parser(
         'convert', help='build challenge annotations from raw Argoverse 2 sensor logs (av2 package)'
@@ -211,13 +198,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     validate.set_defaults(func=_cmd_validate)
 
-    convert_checkpoint = subparsers.add_parser(
-        'convert-checkpoint',
+    add_convert_checkpoint_command(
+        subparsers,
+        converter='interndrive.hdmap.checkpoint',
         help="upstream VectorMapNet .pth -> this package's VectorMapNet .pth (keys and layouts)",
+        run_hint=(
+            'run it with the conventions it was trained with:\n'
+            '  interndrive test hdmap/vectormapnet_intern {dst} --cfg-options {options}'
+        ),
     )
-    convert_checkpoint.add_argument('src', help='upstream checkpoint (.pth)')
-    convert_checkpoint.add_argument('dst', help='output checkpoint for `interndrive test`')
-    convert_checkpoint.set_defaults(func=_cmd_convert_checkpoint)
 
 
 TASK = Task(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from interndrive.occupancy.errors import OccupancyDataError
@@ -40,18 +39,6 @@ REQUIRED_PARTS = {
 }
 
 
-def _unwrap(checkpoint: Mapping[str, Any], source: str) -> dict[str, Any]:
-    state = checkpoint.get('state_dict', checkpoint)
-    if not isinstance(state, Mapping) or not state:
-        raise OccupancyDataError(f'{source}: expected a state dict (or a dict with "state_dict")')
-    out: dict[str, Any] = {}
-    for key, value in state.items():
-        while key.startswith(_WRAPPERS):
-            key = key.split('.', 1)[1]
-        out[key] = value
-    return out
-
-
 def convert_upstream_state_dict(
     checkpoint: Mapping[str, Any], source: str = '<state dict>'
 ) -> tuple[dict[str, Any], list[str]]:
@@ -69,36 +56,27 @@ def convert_upstream_state_dict(
         OccupancyDataError: naming the missing parts when the checkpoint is not a complete upstream
             occupancy checkpoint (e.g. a backbone-only or an OpenLane-V2 checkpoint).
     """
-    from interndrive.common.bev.checkpoint_keys import (
-        UPSTREAM_BEV_PREFIXES,
-        extract_bev_constructor_state_dict,
+    from interndrive.common.task_checkpoint import (
+        prefix_renames,
+        rename_state_dict,
+        require_parts,
+        take_bev_constructor,
+        unwrap_state_dict,
     )
 
-    state = _unwrap(checkpoint, source)
-    missing = [
-        f'{name} ({prefix}*)'
-        for prefix, name in REQUIRED_PARTS.items()
-        if not any(key.startswith(prefix) for key in state)
-    ]
-    if missing:
-        raise OccupancyDataError(
-            f'{source}: not an upstream BEVFormer-Occ checkpoint, no keys for {", ".join(missing)}'
-        )
-    converted: dict[str, Any] = {}
-    used: set[str] = set()
-    for key, value in state.items():
-        for upstream, ours in UPSTREAM_PREFIXES.items():
-            if key.startswith(upstream):
-                converted[ours + key[len(upstream) :]] = value
-                used.add(key)
-                break
-    bev_prefixes = tuple(UPSTREAM_BEV_PREFIXES['occupancy'])
-    bev = extract_bev_constructor_state_dict(
-        {k: v for k, v in state.items() if k.startswith(bev_prefixes)}, 'occupancy'
+    state = unwrap_state_dict(checkpoint, source, OccupancyDataError, _WRAPPERS)
+    require_parts(
+        state, REQUIRED_PARTS, source=source, model='BEVFormer-Occ', error=OccupancyDataError
     )
-    converted.update({f'bev_constructor.{key}': value for key, value in bev.items()})
-    used.update(key for key in state if key.startswith(bev_prefixes))
-    return converted, sorted(set(state) - used)
+    bev, bev_keys = take_bev_constructor(state, 'occupancy')
+    return rename_state_dict(
+        state,
+        prefix_renames(UPSTREAM_PREFIXES),
+        source=source,
+        error=OccupancyDataError,
+        out=bev,
+        skip=bev_keys,
+    )
 
 
 def convert_upstream_checkpoint(
@@ -114,15 +92,19 @@ def convert_upstream_checkpoint(
 
     Returns:
         {'num_tensors', 'unused_keys'}.
-    """
-    from interndrive.common.checkpoint import atomic_torch_save, read_checkpoint
 
-    src_path = Path(src)
-    if not src_path.is_file():
-        raise OccupancyDataError(f'upstream checkpoint {str(src_path)!r} does not exist')
-    converted, unused = convert_upstream_state_dict(
-        read_checkpoint(src_path, weights_only=weights_only), str(src_path)
+    Raises:
+        OccupancyDataError: `src` is missing, not a readable PyTorch checkpoint, or not a complete
+            upstream BEVFormer-Occ checkpoint.
+    """
+    from interndrive.common.task_checkpoint import convert_checkpoint_file
+
+    return convert_checkpoint_file(
+        src,
+        dst,
+        convert_upstream_state_dict,
+        source_format='upstream BEVFormer-Occ',
+        error=OccupancyDataError,
+        missing_error=OccupancyDataError,
+        weights_only=weights_only,
     )
-    meta = {'source': src_path.name, 'source_format': 'upstream BEVFormer-Occ', 'unused': unused}
-    atomic_torch_save({'state_dict': converted, 'meta': meta}, dst)
-    return {'num_tensors': len(converted), 'unused_keys': unused}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from interndrive.common.task_checkpoint_cli import add_convert_checkpoint_command
 from interndrive.occupancy.constants import CAMERA_NAMES
 from interndrive.occupancy.errors import OccupancyDataError
 
@@ -62,24 +63,6 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     validate_submission(args.folder).raise_if_invalid()
     print(pack_submission(args.folder, args.zip))
-    return 0
-
-
-def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
-    from interndrive.occupancy.checkpoint import convert_upstream_checkpoint
-
-    result = convert_upstream_checkpoint(args.src, args.dst)
-    print(f'{args.dst}: {result["num_tensors"]} tensors')
-    for key in result['unused_keys']:
-        print(f'not used by BEVFormerOcc: {key}')
-    # Released weights were trained with upstream's BEV conventions and CAN-bus bug: say how to run them.
-    print(
-        'run these weights with upstream conventions: interndrive test CONFIG '
-        f'{args.dst} --cfg-options model.bev_constructor.bev_axes=right_forward '
-        '"model.bev_constructor.rotate_center=[100,100]" '
-        'model.bev_constructor.encoder.reproduce_shift_ref_2d_bug=True '
-        '(on infos converted with `interndrive occupancy convert --legacy-can-bus`)'
-    )
     return 0
 
 
@@ -140,12 +123,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     pack.add_argument('zip')
     pack.set_defaults(func=cmd_pack)
 
-    convert_checkpoint = subparsers.add_parser(
-        'convert-checkpoint', help='upstream BEVFormer-Occ .pth -> BEVFormerOcc .pth (key rename)'
+    add_convert_checkpoint_command(
+        subparsers,
+        converter='interndrive.occupancy.checkpoint',
+        help='upstream BEVFormer-Occ .pth -> BEVFormerOcc .pth (key rename)',
+        summary='{dst}: {num_tensors} tensors',
+        unused='not used by BEVFormerOcc: {key}',
+        # Released weights were trained with upstream's BEV conventions and CAN-bus bug: say how
+        # to run them.
+        run_hint=(
+            'run these weights with upstream conventions: interndrive test CONFIG {dst} '
+            '--cfg-options model.bev_constructor.bev_axes=right_forward '
+            '"model.bev_constructor.rotate_center=[100,100]" '
+            'model.bev_constructor.encoder.reproduce_shift_ref_2d_bug=True '
+            '(on infos converted with `interndrive occupancy convert --legacy-can-bus`)'
+        ),
     )
-    convert_checkpoint.add_argument('src', help='upstream checkpoint (.pth)')
-    convert_checkpoint.add_argument('dst', help='output checkpoint for `interndrive test`')
-    convert_checkpoint.set_defaults(func=cmd_convert_checkpoint)
 
 
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:

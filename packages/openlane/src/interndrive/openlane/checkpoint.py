@@ -43,14 +43,13 @@ pipeline did (`UPSTREAM_RUN_OPTIONS`, README "Released upstream checkpoints").
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from interndrive.common import task_checkpoint
 from interndrive.common.engine.checks import InterndriveError, MissingPathError
 
 _LANE_DEC = r'pts_bbox_head\.transformer\.decoder\.layers\.(\d+)\.'
@@ -156,54 +155,15 @@ class UpstreamCheckpointError(InterndriveError, ValueError):
 
 def upstream_run_options() -> str:
     """`UPSTREAM_RUN_OPTIONS` as command-line `--cfg-options` arguments."""
-    return ' '.join(f'{k}={v}' for k, v in UPSTREAM_RUN_OPTIONS.items())
+    return task_checkpoint.format_cfg_options(UPSTREAM_RUN_OPTIONS)
 
 
 def not_loaded_reason(key: str) -> str:
     """Why an upstream key is not loaded (for the CLI listing and the output's meta)."""
-    for pattern, reason in NOT_LOADED.items():
-        if re.fullmatch(pattern, key):
-            return reason
-    return 'unknown to the converter (not part of the released OpenLane-V2 baseline configs)'
-
-
-def _unwrap(checkpoint: Mapping[str, Any], source: str) -> dict[str, Tensor]:
-    state = checkpoint.get('state_dict', checkpoint)
-    if not isinstance(state, Mapping) or not state:
-        raise UpstreamCheckpointError(
-            f'{source}: expected a state dict (or a dict with "state_dict")'
-        )
-    out: dict[str, Tensor] = {}
-    for key, value in state.items():
-        while key.startswith(_WRAPPERS):
-            key = key.split('.', 1)[1]
-        if isinstance(value, Tensor):
-            out[key] = value
-    return out
-
-
-def _rename(key: str) -> str | None:
-    for pattern, template in RENAMES:
-        match = re.fullmatch(pattern, key)
-        if match:
-            return match.expand(template)
-    return None
-
-
-def _check_complete(state: Mapping[str, Tensor], source: str) -> None:
-    missing = [
-        f'{name} ({prefix}*)'
-        for prefix, name in REQUIRED_PARTS.items()
-        if not any(key.startswith(prefix) for key in state)
-    ]
-    if not missing:
-        return
-    hint = ''
-    if any(key.startswith(_OURS) for key in state):
-        hint = ' (it has lane_head.*/te_head.* keys: already converted? load it directly)'
-    raise UpstreamCheckpointError(
-        f'{source}: not an upstream OpenLane-V2 baseline checkpoint, no keys for '
-        f'{", ".join(missing)}{hint}'
+    return task_checkpoint.not_loaded_reason(
+        key,
+        NOT_LOADED,
+        'unknown to the converter (not part of the released OpenLane-V2 baseline configs)',
     )
 
 
@@ -226,38 +186,36 @@ def convert_upstream_state_dict(
             upstream OpenLane-V2 baseline checkpoint (a backbone-only file, an occupancy or HD-map
             checkpoint, or one that is already converted).
     """
-    from interndrive.common.bev.checkpoint_keys import (
-        UPSTREAM_BEV_PREFIXES,
-        extract_bev_constructor_state_dict,
-    )
     from interndrive.common.checkpoint import extract_backbone_state_dict
 
-    state = _unwrap(checkpoint, source)
-    _check_complete(state, source)
-    out: dict[str, Tensor] = {}
-    used: set[str] = set()
+    state = task_checkpoint.unwrap_state_dict(
+        checkpoint, source, UpstreamCheckpointError, _WRAPPERS
+    )
+    hint = ''
+    if any(key.startswith(_OURS) for key in state):
+        hint = ' (it has lane_head.*/te_head.* keys: already converted? load it directly)'
+    task_checkpoint.require_parts(
+        state,
+        REQUIRED_PARTS,
+        source=source,
+        model='OpenLane-V2 baseline',
+        error=UpstreamCheckpointError,
+        hint=hint,
+    )
     # Backbone: upstream's names are ours (also renames HuggingFace-style layer_scale keys).
     backbone, _, prefix = extract_backbone_state_dict(
         {'state_dict': state}, prefix='img_backbone.', source=source
     )
-    out.update({f'img_backbone.{key}': value for key, value in backbone.items()})
-    used.update(key for key in state if key.startswith(prefix))
+    out = {f'img_backbone.{key}': value for key, value in backbone.items()}
     # BEV constructer: upstream keeps it whole under `bev_constructor.`.
-    bev_prefixes = tuple(UPSTREAM_BEV_PREFIXES['openlane'])
-    bev = extract_bev_constructor_state_dict(
-        {k: v for k, v in state.items() if k.startswith(bev_prefixes)}, 'openlane'
+    bev, bev_keys = task_checkpoint.take_bev_constructor(state, 'openlane')
+    out.update(bev)
+    taken = bev_keys | {key for key in state if key.startswith(prefix)}
+    out, unused = task_checkpoint.rename_state_dict(
+        state, RENAMES, source=source, error=UpstreamCheckpointError, out=out, skip=taken
     )
-    out.update({f'bev_constructor.{key}': value for key, value in bev.items()})
-    used.update(key for key in state if key.startswith(bev_prefixes))
-    for key, value in state.items():
-        if key in used:
-            continue
-        ours = _rename(key)
-        if ours is not None:
-            out[ours] = value
-            used.add(key)
     _warn_about_code_weights(state.get('pts_bbox_head.code_weights'), source)
-    return out, sorted(set(state) - used)
+    return out, unused
 
 
 def _warn_about_code_weights(weights: Tensor | None, source: str) -> None:
@@ -290,32 +248,17 @@ def convert_upstream_checkpoint(
     Returns:
         {'num_tensors', 'unused_keys'}.
     """
-    from interndrive.common.checkpoint import (
-        CheckpointFormatError,
-        atomic_torch_save,
-        read_checkpoint,
+    return task_checkpoint.convert_checkpoint_file(
+        src,
+        dst,
+        convert_upstream_state_dict,
+        source_format='upstream ROAD_BEVFormer (InternImage autonomous_driving/openlane-v2)',
+        error=UpstreamCheckpointError,
+        missing_error=MissingPathError,
+        reason=reason,
+        extra_meta={'upstream_run_options': dict(UPSTREAM_RUN_OPTIONS)},
+        weights_only=weights_only,
     )
-
-    src_path = Path(src)
-    if not src_path.is_file():
-        raise MissingPathError(f'upstream checkpoint {str(src_path)!r} does not exist')
-    try:
-        checkpoint = read_checkpoint(src_path, weights_only=weights_only)
-    except CheckpointFormatError as err:
-        raise UpstreamCheckpointError(str(err)) from err
-    except Exception as err:  # torch.load on a file that is not a checkpoint at all
-        raise UpstreamCheckpointError(
-            f'{src_path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})'
-        ) from err
-    converted, unused = convert_upstream_state_dict(checkpoint, str(src_path))
-    meta = {
-        'source': src_path.name,
-        'source_format': 'upstream ROAD_BEVFormer (InternImage autonomous_driving/openlane-v2)',
-        'unused': {key: reason(key) for key in unused},
-        'upstream_run_options': dict(UPSTREAM_RUN_OPTIONS),
-    }
-    atomic_torch_save({'state_dict': converted, 'meta': meta}, dst)
-    return {'num_tensors': len(converted), 'unused_keys': unused}
 
 
 __all__ = [

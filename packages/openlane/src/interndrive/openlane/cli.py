@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from interndrive.common.task_checkpoint_cli import add_convert_checkpoint_command
+
 from .constants import METRIC_VERSIONS
 from .evaluation import MetricVersionError
 from .formats import FormatError
@@ -106,21 +108,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1
 
 
-def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
-    from .checkpoint import convert_upstream_checkpoint, not_loaded_reason, upstream_run_options
-
-    result = convert_upstream_checkpoint(args.src, args.dst)
-    print(f'wrote {args.dst}: {result["num_tensors"]} tensors')
-    for key in result['unused_keys']:
-        print(f'not loaded: {key} ({not_loaded_reason(key)})')
-    # Released weights saw upstream's stretched front view: say how to feed them the same images.
-    print(
-        'run it on the inputs it was trained with:\n'
-        f'  interndrive test openlane/internimage-s {args.dst} --cfg-options {upstream_run_options()}'
-    )
-    return 0
-
-
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """`interndrive openlane convert | generate | validate | convert-checkpoint`."""
     p = subparsers.add_parser(
@@ -163,13 +150,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--ground-truth', help='collection .pkl: also check every GT frame is predicted')
     p.set_defaults(func=cmd_validate)
 
-    p = subparsers.add_parser(
-        'convert-checkpoint',
+    add_convert_checkpoint_command(
+        subparsers,
+        converter='interndrive.openlane.checkpoint',
         help="upstream OpenLane-V2 baseline .pth (ROAD_BEVFormer) -> this package's RoadBEVFormer .pth",
+        # Released weights saw upstream's stretched front view: say how to feed them the same images.
+        run_hint=(
+            'run it on the inputs it was trained with:\n'
+            '  interndrive test openlane/internimage-s {dst} --cfg-options {options}'
+        ),
     )
-    p.add_argument('src', help='upstream checkpoint (.pth)')
-    p.add_argument('dst', help='output checkpoint for `interndrive test`')
-    p.set_defaults(func=cmd_convert_checkpoint)
 
 
 def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
