@@ -25,12 +25,14 @@ from mmengine.model import BaseModel
 from torch import Tensor
 
 from interndrive.common.bev.temporal import BEVHistory
+from interndrive.common.multiview_detector import (
+    count_parameters_per_part,
+    multiview_features,
+    sample_metainfo,
+    stack_images,
+)
 from interndrive.occupancy.models.grid_mask import GridMask
 from interndrive.occupancy.models.occ_decoder import OccupancyDecoder, occupancy_loss
-
-
-def _metainfo(sample: Any) -> Mapping[str, Any]:
-    return sample.metainfo if hasattr(sample, 'metainfo') else sample
 
 
 @MODELS.register_module()
@@ -94,12 +96,8 @@ class BEVFormerOcc(BaseModel):
     # ----------------------------------------------------------------------------------- features
     def extract_img_feat(self, images: Tensor) -> list[Tensor]:
         """`(B, N, 3, H, W)` → FPN levels, each `(B, N, C, h, w)`."""
-        bs, num_cams = images.shape[:2]
-        flat = images.flatten(0, 1)
-        if self.use_grid_mask:
-            flat = self.grid_mask(flat)  # no-op in eval mode
-        feats = self.img_neck(self.img_backbone(flat))
-        return [f.reshape(bs, num_cams, *f.shape[1:]) for f in feats]
+        augment = self.grid_mask if self.use_grid_mask else None  # GridMask: no-op in eval mode
+        return multiview_features(images, self.img_backbone, self.img_neck, augment)
 
     def bev_features(
         self, images: Tensor, metas: Sequence[Mapping[str, Any]], prev_bev: Tensor | None
@@ -114,17 +112,7 @@ class BEVFormerOcc(BaseModel):
     # ----------------------------------------------------------------------------------- helpers
     @staticmethod
     def _stack_images(inputs: Mapping[str, Any]) -> Tensor:
-        if 'img' not in inputs:
-            raise KeyError(f"BEVFormerOcc: inputs has no 'img' (keys: {sorted(inputs)})")
-        images = inputs['img']
-        if isinstance(images, Tensor):
-            return images
-        shapes = {tuple(image.shape) for image in images}
-        if len(shapes) != 1:
-            raise ValueError(
-                f'BEVFormerOcc: images of one batch must have one padded size, got {sorted(shapes)}'
-            )
-        return torch.stack(list(images))
+        return stack_images(inputs, 'BEVFormerOcc')
 
     @staticmethod
     def _gt(samples: Sequence[Any], key: str) -> Tensor:
@@ -192,7 +180,8 @@ class BEVFormerOcc(BaseModel):
                 f'BEVFormerOcc.loss: img must be (B, T, N, 3, H, W), got {tuple(images.shape)}'
             )
         queue_metas = [
-            list(_metainfo(s).get('queue_metas') or [_metainfo(s)]) for s in data_samples
+            list(sample_metainfo(s).get('queue_metas') or [sample_metainfo(s)])
+            for s in data_samples
         ]
         length = images.shape[1]
         if any(len(q) != length for q in queue_metas):
@@ -223,7 +212,7 @@ class BEVFormerOcc(BaseModel):
             raise ValueError(
                 f'BEVFormerOcc: test img must be (B, N, 3, H, W), got {tuple(images.shape)}'
             )
-        metas, prev_bev = self.history.prepare([_metainfo(s) for s in data_samples])
+        metas, prev_bev = self.history.prepare([sample_metainfo(s) for s in data_samples])
         bev = self.bev_features(images, metas, prev_bev)
         self.history.update(bev)
         return bev
@@ -242,13 +231,8 @@ class BEVFormerOcc(BaseModel):
         return list(data_samples)
 
 
-def count_parameters(model: torch.nn.Module) -> dict[str, int]:
-    """Parameters per top-level part of a BEVFormerOcc (and `total`)."""
-    counts = {
-        name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()
-    }
-    counts['total'] = sum(p.numel() for p in model.parameters())
-    return {k: v for k, v in counts.items() if v or k == 'total'}
+#: Parameters per top-level part of a BEVFormerOcc (and `total`).
+count_parameters = count_parameters_per_part
 
 
 __all__ = ['BEVFormerOcc', 'count_parameters']

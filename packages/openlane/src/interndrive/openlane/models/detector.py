@@ -27,9 +27,12 @@ from mmdet3d.registry import MODELS
 from mmengine.model import BaseModel
 from torch import Tensor
 
-
-def _metainfo(sample: Any) -> Mapping[str, Any]:
-    return sample.metainfo if hasattr(sample, 'metainfo') else sample
+from interndrive.common.multiview_detector import (
+    count_parameters_per_part,
+    multiview_features,
+    sample_metainfo,
+    stack_images,
+)
 
 
 @MODELS.register_module()
@@ -74,23 +77,11 @@ class RoadBEVFormer(BaseModel):
     # ----------------------------------------------------------------------------------- features
     def extract_img_feat(self, images: Tensor) -> list[Tensor]:
         """(B, N, 3, H, W) → FPN levels, each (B, N, C, h, w)."""
-        bs, num_cams = images.shape[:2]
-        feats = self.img_neck(self.img_backbone(images.flatten(0, 1)))
-        return [f.reshape(bs, num_cams, *f.shape[1:]) for f in feats]
+        return multiview_features(images, self.img_backbone, self.img_neck)
 
     @staticmethod
     def _stack_images(inputs: Mapping[str, Any]) -> Tensor:
-        if 'img' not in inputs:
-            raise KeyError(f"RoadBEVFormer: inputs has no 'img' (keys: {sorted(inputs)})")
-        images = inputs['img']
-        if not isinstance(images, Tensor):
-            shapes = {tuple(i.shape) for i in images}
-            if len(shapes) != 1:
-                raise ValueError(
-                    f'RoadBEVFormer: the images of one batch must share one padded size, got '
-                    f'{sorted(shapes)}'
-                )
-            images = torch.stack(list(images))
+        images = stack_images(inputs, 'RoadBEVFormer')
         if images.dim() != 5:
             raise ValueError(
                 f'RoadBEVFormer: img must be (B, N, 3, H, W), got {tuple(images.shape)}'
@@ -102,7 +93,7 @@ class RoadBEVFormer(BaseModel):
     ) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor, list[Mapping[str, Any]]]:
         """Forward of every head: (lane outputs, TE outputs, lclc logits, lcte logits, metas)."""
         images = self._stack_images(inputs)
-        metas = [_metainfo(s) for s in data_samples]
+        metas = [sample_metainfo(s) for s in data_samples]
         feats = self.extract_img_feat(images)
         bev = self.bev_constructor(feats, metas, prev_bev=None)  # no temporal history upstream
         lane_out = self.lane_head(bev)
@@ -193,11 +184,8 @@ class RoadBEVFormer(BaseModel):
         return list(data_samples)
 
 
-def count_parameters(model: torch.nn.Module) -> dict[str, int]:
-    """Parameters per top-level part of a RoadBEVFormer (and `total`)."""
-    counts = {n: sum(p.numel() for p in c.parameters()) for n, c in model.named_children()}
-    counts['total'] = sum(p.numel() for p in model.parameters())
-    return {k: v for k, v in counts.items() if v or k == 'total'}
+#: Parameters per top-level part of a RoadBEVFormer (and `total`).
+count_parameters = count_parameters_per_part
 
 
 __all__ = ['RoadBEVFormer', 'count_parameters']
