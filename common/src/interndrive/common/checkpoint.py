@@ -21,7 +21,7 @@ import os
 import pickle
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,14 +211,24 @@ def detect_format(ckpt: Mapping[str, Any]) -> str:
     )
 
 
-def _strip_wrappers(key: str) -> str:
+def strip_prefixes(key: str, prefixes: Sequence[str]) -> str:
+    """Removes any run of `prefixes` from the front of `key` (`module.module.x` -> `x`).
+
+    Args:
+        key: A state-dict key.
+        prefixes: Wrapper prefixes, each ending in `.` (e.g. `('module.',)` for DDP).
+    """
     changed = True
     while changed:
         changed = False
-        for p in _WRAPPER_PREFIXES:
-            if key.startswith(p):
-                key, changed = key[len(p) :], True
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix) :], True
     return key
+
+
+def _strip_wrappers(key: str) -> str:
+    return strip_prefixes(key, _WRAPPER_PREFIXES)
 
 
 def extract_backbone_state_dict(

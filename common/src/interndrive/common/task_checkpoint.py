@@ -34,6 +34,7 @@ from interndrive.common.checkpoint import (
     CheckpointFormatError,
     atomic_torch_save,
     read_checkpoint,
+    strip_prefixes,  # re-exported: the task converters use it with their own prefixes
 )
 
 __all__ = [
@@ -52,22 +53,6 @@ __all__ = [
 
 #: A converter: (loaded upstream checkpoint, source name) -> (our state dict, unused upstream keys).
 StateDictConverter = Callable[[Mapping[str, Any], str], tuple[dict[str, Tensor], list[str]]]
-
-
-def strip_prefixes(key: str, prefixes: Sequence[str]) -> str:
-    """Removes any run of `prefixes` from the front of `key` (`module.module.x` -> `x`).
-
-    Args:
-        key: A state-dict key.
-        prefixes: Wrapper prefixes, each ending in `.` (e.g. `('module.',)` for DDP).
-    """
-    changed = True
-    while changed:
-        changed = False
-        for prefix in prefixes:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix) :], True
-    return key
 
 
 def unwrap_state_dict(
