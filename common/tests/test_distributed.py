@@ -25,6 +25,8 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 
 
 def _torchrun(nproc: int, module: str, *args: str) -> list[str]:
+    # The documented launch (`torchrun --nproc-per-node N -m interndrive.train ...`), through
+    # torch.distributed.run so the test uses this interpreter.
     return [
         sys.executable,
         '-m',
@@ -42,7 +44,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     root = tmp_path_factory.mktemp('dist')
     env = subprocess_env(write_toy_task_package(root / 'pkg'))
     _run(
-        _torchrun(2, 'interndrive.common.train', 'toy/toy_small', '--work-dir', str(root / 'work')),
+        _torchrun(2, 'interndrive.train', 'toy/toy_small', '--work-dir', str(root / 'work')),
         env,
         root,
     )
@@ -82,7 +84,7 @@ def test_evaluation_on_two_ranks_equals_one(trained: tuple[Path, dict[str, str]]
         if nproc == 1:
             done = _run([sys.executable, '-m', 'interndrive.common.test', *args], env, root)
         else:
-            done = _run(_torchrun(2, 'interndrive.common.test', *args), env, root)
+            done = _run(_torchrun(2, 'interndrive.test', *args), env, root)
         assert '| toy |' in done.stdout  # the task's format_metrics table was printed
         outputs[nproc] = (
             json.loads((root / f'{tag}.json').read_text()),
@@ -117,6 +119,6 @@ def test_rank_without_scenes_does_not_hang_or_change_results(
         if nproc == 1:
             _run([sys.executable, '-m', 'interndrive.common.test', *args], env, root)
         else:
-            _run(_torchrun(3, 'interndrive.common.test', *args), env, root)
+            _run(_torchrun(3, 'interndrive.test', *args), env, root)
         results[nproc] = json.loads((root / f'{tag}.json').read_text())
     assert results[3] == results[1]

@@ -298,7 +298,7 @@ def build_parser(
     parser = argparse.ArgumentParser(
         prog=PROG,
         description='Train, test, evaluate and inspect the interndrive driving tasks.',
-        epilog='Multi-GPU: torchrun --nproc-per-node 8 -m interndrive.common.train CONFIG',
+        epilog='Multi-GPU: torchrun --nproc-per-node 8 -m interndrive.train CONFIG',
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')

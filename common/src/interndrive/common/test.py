@@ -3,7 +3,7 @@
     interndrive test CONFIG CHECKPOINT [--out results.pkl] [--format-only --submission PATH]
 
     # 8 GPUs: the scene sampler gives every GPU whole scenes, so metrics equal the 1-GPU run
-    torchrun --nproc-per-node 8 -m interndrive.common.test CONFIG CHECKPOINT [options]
+    torchrun --nproc-per-node 8 -m interndrive.test CONFIG CHECKPOINT [options]   (or -m interndrive.common.test)
 
 Prints the task's metric table (the layout of the seed README tables).
 """

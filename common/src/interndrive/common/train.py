@@ -3,7 +3,7 @@
     interndrive train CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
 
     # 8 GPUs on one machine
-    torchrun --nproc-per-node 8 -m interndrive.common.train CONFIG [options]
+    torchrun --nproc-per-node 8 -m interndrive.train CONFIG [options]   (or -m interndrive.common.train)
 
     # 2 machines x 8 GPUs: run on each machine with its own --node-rank
     torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 \\
