@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The test command of the README. With no argument: lint + every package's tests (the whole suite).
-# With package names (dcnv3, common, occupancy, hdmap, openlane, or "affected" for the packages touched
-# since origin/main), only those: a change to one task can be tested alone.
+# Per-package CI entry: lint + the named packages' test sessions (dcnv3, common, occupancy, hdmap,
+# openlane), or "affected" for the packages touched since origin/main (a change to dcnv3/ or common/
+# fans out to every task). The whole suite is the README's test command, `python3 -m nox` (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet 'nox>=2024.10'
 if [ "$#" -eq 0 ]; then
-    exec python3 -m nox
+    echo "usage: bash ci/test.sh PACKAGE... | affected [BASE]   (whole suite: python3 -m nox)" >&2
+    exit 2
 fi
+python3 -m pip install --quiet 'nox>=2024.10'
 if [ "$1" = "affected" ]; then
     mapfile -t sessions < <(python3 ci/affected.py "${2:-origin/main}")
     set -- "${sessions[@]}"
