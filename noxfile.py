@@ -106,9 +106,7 @@ def dcnv3_cuda_build(session: nox.Session) -> None:
 
     Not part of the default run. On a machine with a GPU the CUDA tests run too.
     """
-    session.install(
-        'torch==2.14.1', 'numpy==1.26.4', *base_env.BUILD_TOOLS[2:], *base_env.TEST_TOOLS
-    )
+    session.install('torch==2.14.1', 'numpy==1.26.4', *base_env.BUILD_TOOLS, *base_env.TEST_TOOLS)
     arch = os.environ.get('TORCH_CUDA_ARCH_LIST', '9.0')
     session.run(
         'python', '-m', 'pip', 'install', '--no-build-isolation', '--no-deps', str(ROOT / 'dcnv3'),
@@ -153,8 +151,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: every `benchmarks/bench_*.py` of every package, each printing its own table."""
-    _install(session, 'dcnv3', 'common', *(f'packages/{t}' for t in TASKS))
-    session.install('--no-deps', OPENLANEV2)
+    _install(session, 'dcnv3', 'common', *(f'packages/{t}' for t in TASKS))  # devkit included
     scripts = sorted(ROOT.glob('*/benchmarks/bench_*.py')) + sorted(
         ROOT.glob('packages/*/benchmarks/bench_*.py')
     )

@@ -26,9 +26,8 @@ CONSTRAINTS = ROOT / 'ci' / 'constraints.txt'
 
 SUPPORTED_PYTHONS = ((3, 10), (3, 11), (3, 12))
 
+TORCH = ['torch==2.13.0', 'numpy==1.26.4']
 BUILD_TOOLS = [
-    'torch==2.13.0',
-    'numpy==1.26.4',
     # mmcv's setup.py imports pkg_resources (removed in setuptools 81); torch 2.13 needs >= 77.
     'setuptools>=77,<81',
     'wheel',
@@ -73,10 +72,10 @@ def preflight() -> None:
         )
 
 
-def install_base(run_pip: RunPip, *, with_mm: bool = True, with_mmdet3d: bool = True) -> None:
+def install_base(run_pip: RunPip, *, with_mm: bool = True) -> None:
     """Installs the pinned base stack into the environment `run_pip` targets."""
     c = ['-c', str(CONSTRAINTS)]
-    run_pip([*c, *BUILD_TOOLS, *TEST_TOOLS], None)
+    run_pip([*c, *TORCH, *BUILD_TOOLS, *TEST_TOOLS], None)
     if not with_mm:
         return
     run_pip([*c, MMENGINE], None)
@@ -85,9 +84,8 @@ def install_base(run_pip: RunPip, *, with_mm: bool = True, with_mmdet3d: bool = 
         {'MMCV_WITH_OPS': '1', 'MAX_JOBS': '2', 'FORCE_CUDA': '0'},
     )
     run_pip([*c, MMDET], None)
-    if with_mmdet3d:
-        run_pip(['--no-deps', MMDET3D], None)
-        run_pip([*c, *MMDET3D_RUNTIME], None)
+    run_pip(['--no-deps', MMDET3D], None)
+    run_pip([*c, *MMDET3D_RUNTIME], None)
 
 
 def main() -> None:
