@@ -198,6 +198,21 @@ def geometry_iou(confusion: np.ndarray) -> float:
     return float(tp / union) if union else float('nan')
 
 
+def _check_mask_mode(mask: str) -> None:
+    if mask not in MASK_MODES:
+        raise ValueError(f'mask: expected one of {MASK_MODES}, got {mask!r}')
+
+
+def _select_mask(
+    mode: str, mask_camera: np.ndarray | None, mask_lidar: np.ndarray | None
+) -> np.ndarray | None:
+    """The visibility mask that `mode` evaluates; an error when that mask was not given."""
+    selected = {'camera': mask_camera, 'lidar': mask_lidar, 'none': None}[mode]
+    if mode != 'none' and selected is None:
+        raise ValueError(f'mask_{mode}: required because this metric uses mask={mode!r}')
+    return selected
+
+
 class OccupancyMIoU:
     """Streaming challenge mIoU: feed frames (or batches) with `update`, read `compute()`.
 
@@ -207,8 +222,7 @@ class OccupancyMIoU:
     """
 
     def __init__(self, mask: str = 'camera') -> None:
-        if mask not in MASK_MODES:
-            raise ValueError(f'mask: expected one of {MASK_MODES}, got {mask!r}')
+        _check_mask_mode(mask)
         self.mask = mask
         self.confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
         self.num_frames = 0
@@ -221,11 +235,7 @@ class OccupancyMIoU:
         mask_lidar: np.ndarray | None = None,
     ) -> None:
         """Adds one frame (X,Y,Z) or a batch (B,X,Y,Z) of predictions and ground truth."""
-        selected = {'camera': mask_camera, 'lidar': mask_lidar, 'none': None}[self.mask]
-        if self.mask != 'none' and selected is None:
-            raise ValueError(
-                f'mask_{self.mask}: required because this metric uses mask={self.mask!r}'
-            )
+        selected = _select_mask(self.mask, mask_camera, mask_lidar)
         self.confusion += confusion_matrix(pred, gt, selected)
         self.num_frames += 1 if np.ndim(pred) <= 3 else int(np.shape(pred)[0])
 
@@ -308,8 +318,7 @@ class OccupancyFScore:
     def __init__(
         self, threshold_acc: float = 0.4, threshold_complete: float = 0.4, mask: str = 'camera'
     ) -> None:
-        if mask not in MASK_MODES:
-            raise ValueError(f'mask: expected one of {MASK_MODES}, got {mask!r}')
+        _check_mask_mode(mask)
         self.threshold_acc = threshold_acc
         self.threshold_complete = threshold_complete
         self.mask = mask
@@ -324,11 +333,7 @@ class OccupancyFScore:
         mask_lidar: np.ndarray | None = None,
     ) -> None:
         """Adds one frame (X,Y,Z) or a batch (B,X,Y,Z)."""
-        selected = {'camera': mask_camera, 'lidar': mask_lidar, 'none': None}[self.mask]
-        if self.mask != 'none' and selected is None:
-            raise ValueError(
-                f'mask_{self.mask}: required because this metric uses mask={self.mask!r}'
-            )
+        selected = _select_mask(self.mask, mask_camera, mask_lidar)
         if np.ndim(pred) == 4:
             for index in range(np.shape(pred)[0]):
                 frame_mask = None if selected is None else selected[index]
