@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from interndrive.common.engine.checks import InterndriveError, MissingPathError
 from interndrive.common.task_checkpoint_cli import add_convert_checkpoint_command
 
 from .constants import METRIC_VERSIONS
@@ -22,9 +23,6 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (SubmissionError, FormatError, FileNotFoundError, MetricVersionError) as err:
-        # Imported only here: interndrive.common.engine pulls in torch and mmengine.
-        from interndrive.common.engine.checks import InterndriveError, MissingPathError
-
         kind = MissingPathError if isinstance(err, FileNotFoundError) else InterndriveError
         raise kind(' '.join(str(err).split())) from err
 
