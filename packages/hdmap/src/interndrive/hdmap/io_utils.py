@@ -22,25 +22,8 @@ def _to_jsonable(obj: Any) -> Any:
     raise TypeError(f'object of type {type(obj).__name__} is not JSON serializable')
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Writes `data` as JSON to a temp file in the same folder, then renames it over `path`.
-
-    numpy arrays and scalars are converted to lists / Python numbers.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, default=_to_jsonable)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
+    """Writes `payload` to a temp file in the same folder, then renames it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
@@ -52,6 +35,14 @@ def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Writes `data` as JSON atomically (see `write_bytes_atomic`).
+
+    numpy arrays and scalars are converted to lists / Python numbers.
+    """
+    return write_bytes_atomic(path, json.dumps(data, default=_to_jsonable).encode())
 
 
 def read_json_or_pickle(path: str | os.PathLike, what: str) -> Any:

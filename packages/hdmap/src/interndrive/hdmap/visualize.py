@@ -3,8 +3,8 @@ the 7 ring-camera images when they exist. matplotlib with the Agg backend (no di
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from matplotlib.patches import Rectangle
 from .annotations import iter_frames, load_annotations
 from .constants import CAMERAS, CLASSES, ROI_SIZE
 from .errors import HDMapInputError
+from .io_utils import write_bytes_atomic
 from .metric.vectorized import resample_polylines
 from .submission import load_submission
 
@@ -36,16 +37,12 @@ _LAYOUT = {
 
 
 def _save_atomic(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.png', dir=path.parent)
-    os.close(fd)
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=fig.dpi, format='png')
-        os.replace(tmp, path)
+        fig.savefig(buffer, dpi=fig.dpi, format='png')
     finally:
-        Path(tmp).unlink(missing_ok=True)
         plt.close(fig)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _pred_lines(
