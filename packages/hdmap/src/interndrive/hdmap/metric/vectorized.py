@@ -29,7 +29,7 @@ How this is made fast without changing a single number:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -178,6 +178,30 @@ def _gather_padded(points: np.ndarray, starts: np.ndarray, counts: np.ndarray, w
     return np.where(mask[..., None], points[idx], 1e6), mask
 
 
+def _padded_batches(
+    len_a: np.ndarray, len_b: np.ndarray, arrays_per_pair: int
+) -> Iterator[tuple[np.ndarray, int, int]]:
+    """Batches of pair indices that share padded sizes (wa, wb), so each is one broadcast.
+
+    Args:
+        len_a, len_b: Point (or box) counts of the two lines of every pair.
+        arrays_per_pair: (wa, wb)-sized temporaries one pair needs at once; a batch holds at most
+            `_CHUNK_ELEMENTS` of their elements.
+
+    Yields:
+        (pair indices k, wa, wb).
+    """
+    pad_a, pad_b = _padded_size(len_a), _padded_size(len_b)
+    key = pad_a * (int(pad_b.max()) + 1) + pad_b
+    order = np.argsort(key, kind='stable')
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    for group in np.split(order, bounds):
+        wa, wb = int(pad_a[group[0]]), int(pad_b[group[0]])
+        per_chunk = max(1, _CHUNK_ELEMENTS // (arrays_per_pair * wa * wb))
+        for c in range(0, len(group), per_chunk):
+            yield group[c : c + per_chunk], wa, wb
+
+
 def chamfer_pairs(
     points_a: np.ndarray,
     offsets_a: np.ndarray,
@@ -195,26 +219,18 @@ def chamfer_pairs(
         return out
     len_a = offsets_a[ia + 1] - offsets_a[ia]
     len_b = offsets_b[ib + 1] - offsets_b[ib]
-    pad_a, pad_b = _padded_size(len_a), _padded_size(len_b)
-    key = pad_a * (int(pad_b.max()) + 1) + pad_b
-    order = np.argsort(key, kind='stable')
-    bounds = np.flatnonzero(np.diff(key[order])) + 1
-    for group in np.split(order, bounds):
-        wa, wb = int(pad_a[group[0]]), int(pad_b[group[0]])
-        per_chunk = max(1, _CHUNK_ELEMENTS // (wa * wb))
-        for c in range(0, len(group), per_chunk):
-            k = group[c : c + per_chunk]
-            a, mask_a = _gather_padded(points_a, offsets_a[ia[k]], len_a[k], wa)
-            b, mask_b = _gather_padded(points_b, offsets_b[ib[k]], len_b[k], wb)
-            # Squared distances, (dx*dx) + (dy*dy) as scipy's cdist; sqrt after the min (monotone).
-            d2 = a[:, :, None, 0] - b[:, None, :, 0]
-            np.multiply(d2, d2, out=d2)
-            dy = a[:, :, None, 1] - b[:, None, :, 1]
-            np.multiply(dy, dy, out=dy)
-            d2 += dy
-            a_to_b = np.where(mask_a, np.sqrt(d2.min(axis=2)), 0.0).sum(axis=1) / len_a[k]
-            b_to_a = np.where(mask_b, np.sqrt(d2.min(axis=1)), 0.0).sum(axis=1) / len_b[k]
-            out[k] = (a_to_b + b_to_a) / 2
+    for k, wa, wb in _padded_batches(len_a, len_b, arrays_per_pair=1):
+        a, mask_a = _gather_padded(points_a, offsets_a[ia[k]], len_a[k], wa)
+        b, mask_b = _gather_padded(points_b, offsets_b[ib[k]], len_b[k], wb)
+        # Squared distances, (dx*dx) + (dy*dy) as scipy's cdist; sqrt after the min (monotone).
+        d2 = a[:, :, None, 0] - b[:, None, :, 0]
+        np.multiply(d2, d2, out=d2)
+        dy = a[:, :, None, 1] - b[:, None, :, 1]
+        np.multiply(dy, dy, out=dy)
+        d2 += dy
+        a_to_b = np.where(mask_a, np.sqrt(d2.min(axis=2)), 0.0).sum(axis=1) / len_a[k]
+        b_to_a = np.where(mask_b, np.sqrt(d2.min(axis=1)), 0.0).sum(axis=1) / len_b[k]
+        out[k] = (a_to_b + b_to_a) / 2
     return out
 
 
@@ -296,37 +312,25 @@ def chunk_lower_bounds(
         return out
     len_a = off_a[ia + 1] - off_a[ia]
     len_b = off_b[ib + 1] - off_b[ib]
-    pad_a, pad_b = _padded_size(len_a), _padded_size(len_b)
-    key = pad_a * (int(pad_b.max()) + 1) + pad_b
-    order = np.argsort(key, kind='stable')
-    bounds = np.flatnonzero(np.diff(key[order])) + 1
-    for group in np.split(order, bounds):
-        wa, wb = int(pad_a[group[0]]), int(pad_b[group[0]])
-        per_chunk = max(1, _CHUNK_ELEMENTS // (2 * wa * wb))
-        for c in range(0, len(group), per_chunk):
-            k = group[c : c + per_chunk]
-            a, mask_a = _gather_padded(boxes_a, off_a[ia[k]], len_a[k], wa)
-            b, mask_b = _gather_padded(boxes_b, off_b[ib[k]], len_b[k], wb)
-            gx = np.maximum(
-                a[:, :, None, 0] - b[:, None, :, 2], b[:, None, :, 0] - a[:, :, None, 2]
-            )
-            gy = np.maximum(
-                a[:, :, None, 1] - b[:, None, :, 3], b[:, None, :, 1] - a[:, :, None, 3]
-            )
-            np.maximum(gx, 0.0, out=gx)
-            np.maximum(gy, 0.0, out=gy)
-            gx *= gx
-            gy *= gy
-            gx += gy
-            wa_k = np.where(
-                mask_a, w_a[np.minimum(off_a[ia[k]][:, None] + np.arange(wa), len(w_a) - 1)], 0.0
-            )
-            wb_k = np.where(
-                mask_b, w_b[np.minimum(off_b[ib[k]][:, None] + np.arange(wb), len(w_b) - 1)], 0.0
-            )
-            a_to_b = (np.sqrt(gx.min(axis=2)) * wa_k).sum(axis=1) / wa_k.sum(axis=1)
-            b_to_a = (np.sqrt(gx.min(axis=1)) * wb_k).sum(axis=1) / wb_k.sum(axis=1)
-            out[k] = (a_to_b + b_to_a) / 2
+    for k, wa, wb in _padded_batches(len_a, len_b, arrays_per_pair=2):
+        a, mask_a = _gather_padded(boxes_a, off_a[ia[k]], len_a[k], wa)
+        b, mask_b = _gather_padded(boxes_b, off_b[ib[k]], len_b[k], wb)
+        gx = np.maximum(a[:, :, None, 0] - b[:, None, :, 2], b[:, None, :, 0] - a[:, :, None, 2])
+        gy = np.maximum(a[:, :, None, 1] - b[:, None, :, 3], b[:, None, :, 1] - a[:, :, None, 3])
+        np.maximum(gx, 0.0, out=gx)
+        np.maximum(gy, 0.0, out=gy)
+        gx *= gx
+        gy *= gy
+        gx += gy
+        wa_k = np.where(
+            mask_a, w_a[np.minimum(off_a[ia[k]][:, None] + np.arange(wa), len(w_a) - 1)], 0.0
+        )
+        wb_k = np.where(
+            mask_b, w_b[np.minimum(off_b[ib[k]][:, None] + np.arange(wb), len(w_b) - 1)], 0.0
+        )
+        a_to_b = (np.sqrt(gx.min(axis=2)) * wa_k).sum(axis=1) / wa_k.sum(axis=1)
+        b_to_a = (np.sqrt(gx.min(axis=1)) * wb_k).sum(axis=1) / wb_k.sum(axis=1)
+        out[k] = (a_to_b + b_to_a) / 2
     return out
 
 
