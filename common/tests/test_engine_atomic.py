@@ -9,7 +9,6 @@ import pytest
 import torch
 from test_engine_toys import ToyCrash, toy_config_text, toy_task
 
-from interndrive.common.engine import atomic_io
 from interndrive.common.engine.atomic_io import (
     ATOMIC_BACKEND_NAME,
     AtomicLocalBackend,
@@ -24,7 +23,7 @@ class _InjectedFailure(Exception):
 
 
 def _fail_on_fsync(monkeypatch: pytest.MonkeyPatch, after_calls: int = 0) -> None:
-    """Makes the (after_calls+1)-th fsync in atomic_io raise: the data is in the temp file, not renamed."""
+    """Makes the (after_calls+1)-th fsync raise: the data is in the temp file, not renamed."""
     calls = {'n': 0}
     real_fsync = os.fsync
 
@@ -34,7 +33,7 @@ def _fail_on_fsync(monkeypatch: pytest.MonkeyPatch, after_calls: int = 0) -> Non
             raise _InjectedFailure('disk vanished mid-write')
         real_fsync(fd)
 
-    monkeypatch.setattr(atomic_io.os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'fsync', fsync)
 
 
 def test_atomic_write_replaces_content(tmp_path: Path) -> None:
@@ -66,7 +65,7 @@ def test_keyboard_interrupt_mid_write_cleans_temp(
     def interrupted(fd: int) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(atomic_io.os, 'fsync', interrupted)
+    monkeypatch.setattr(os, 'fsync', interrupted)
     with pytest.raises(KeyboardInterrupt):
         atomic_write_bytes(tmp_path / 'x', b'data')
     assert list(tmp_path.iterdir()) == []

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from urllib.parse import urlparse
 
 import torch
 from torch import nn
+
+from .engine.atomic_files import atomic_write, atomic_write_bytes
 
 __all__ = [
     'FORMATS',
@@ -387,24 +388,17 @@ def to_format(
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` (or safetensors for ``*.safetensors``) via a temp file in the same folder + ``os.replace``."""
+    """``torch.save`` (or safetensors for ``*.safetensors``), written atomically (``engine.atomic_files``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        if path.suffix == '.safetensors':
-            from safetensors.torch import save_file
+    if path.suffix != '.safetensors':
+        atomic_write(path, lambda f: torch.save(obj, f))
+        return
+    from safetensors.torch import save
 
-            if not all(isinstance(v, torch.Tensor) for v in obj.values()):
-                raise ValueError(
-                    f'{path}: safetensors can only store a flat tensor dict (use the huggingface format)'
-                )
-            save_file({k: v.contiguous() for k, v in obj.items()}, tmp, metadata={'format': 'pt'})
-        else:
-            torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    if not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(
+            f'{path}: safetensors can only store a flat tensor dict (use the huggingface format)'
+        )
+    atomic_write_bytes(
+        path, save({k: v.contiguous() for k, v in obj.items()}, metadata={'format': 'pt'})
+    )
