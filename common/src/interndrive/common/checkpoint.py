@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .engine.atomic_files import atomic_write, atomic_write_bytes
+from .engine.checks import CheckpointMismatchError  # one class for every checkpoint/model mismatch
 
 __all__ = [
     'FORMATS',
@@ -66,10 +67,6 @@ _HF_RENAMES = (('.layer_scale1', '.gamma1'), ('.layer_scale2', '.gamma2'))
 
 class CheckpointFormatError(ValueError):
     """The file is not a checkpoint we understand (names the file and what was expected)."""
-
-
-class CheckpointMismatchError(RuntimeError):
-    """Strict loading found missing, unexpected or wrongly shaped keys."""
 
 
 @dataclass
