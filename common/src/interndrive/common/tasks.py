@@ -160,15 +160,3 @@ def discover_tasks() -> dict[str, Task]:
     modules on the import path (source checkouts). A task that fails to load raises.
     """
     return discover_tasks_with_errors(strict=True)[0]
-
-
-def get_task(name: str) -> Task:
-    """Returns the installed task `name`, or raises a clear error listing what is installed."""
-    tasks = discover_tasks()
-    if name not in tasks:
-        installed = ', '.join(sorted(tasks)) or 'none'
-        raise SystemExit(
-            f'interndrive: task {name!r} is not installed (installed tasks: {installed}). '
-            f'Install it with: pip install ./packages/{name}'
-        )
-    return tasks[name]
