@@ -25,6 +25,7 @@ import numpy as np
 from interndrive.occupancy.constants import (
     CLASS_NAMES,
     FREE_LABEL,
+    IGNORE_LABEL,
     NUM_CLASSES,
     NUM_SEMANTIC_CLASSES,
     POINT_CLOUD_RANGE,
@@ -93,8 +94,8 @@ def _prepare(
             )
         _check_pred_range(pred)  # before the uint8 cast could wrap values around
     if gt.dtype != np.uint8:
-        # Official rule: ground truth outside [0, num_classes) is not counted; map it to 255.
-        gt = np.where((gt >= 0) & (gt < NUM_CLASSES), gt, 255).astype(np.uint8)
+        # Official rule: ground truth outside [0, num_classes) is not counted.
+        gt = np.where((gt >= 0) & (gt < NUM_CLASSES), gt, IGNORE_LABEL).astype(np.uint8)
     shape = gt.shape
     pred = np.ascontiguousarray(pred, dtype=np.uint8).reshape(-1)
     gt = np.ascontiguousarray(gt).reshape(-1)
