@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ from convnext_reference import PUBLISHED_PARAMS, convnext_small, convnext_tiny
 
 import dcnv3
 from interndrive.common.backbones import create_internimage
+from interndrive.common.engine.atomic_files import atomic_write_text
 
 PAIRS = (('convnext_tiny', 'internimage_t'), ('convnext_small', 'internimage_s'))
 
@@ -208,13 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             f'{r["images_per_s"]:>9.2f}{r["vs_convnext"]:>12.2f}{vs_ref:>10}'
         )
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.json.parent, suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(
-                {'args': {k: str(v) for k, v in vars(args).items()}, 'rows': rows}, f, indent=1
-            )
-        os.replace(tmp, args.json)
+        report = {'args': {k: str(v) for k, v in vars(args).items()}, 'rows': rows}
+        atomic_write_text(args.json, json.dumps(report, indent=1))
     return 0
 
 
