@@ -15,6 +15,7 @@ equivalent built-in backend (tested to give the same pickle) is used when the de
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import tempfile
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from interndrive.common.engine.atomic_files import atomic_write
 from interndrive.common.engine.progress import track
 
 from .constants import POINT_INTERVAL
@@ -104,18 +106,6 @@ def _collect_devkit(
             return pickle.load(f)
 
 
-def write_pickle_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            pickle.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def devkit_collect_available() -> bool:
     try:
         from openlanev2.centerline.preprocessing import collect  # noqa: F401
@@ -183,6 +173,6 @@ def convert(
         interval = point_interval or POINT_INTERVAL.get(split, 1)
         meta = collect_fn(root, split, all_splits[split], interval)
         path = out_dir / f'{subset}_{split}.pkl'
-        write_pickle_atomic(path, meta)
+        atomic_write(path, functools.partial(pickle.dump, meta))
         written.append(path)
     return written

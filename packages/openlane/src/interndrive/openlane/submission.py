@@ -19,7 +19,6 @@ every problem instead of stopping at the first.
 from __future__ import annotations
 
 import numbers
-import os
 import pickle
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from interndrive.common.engine.atomic_files import atomic_write
 
 from .constants import NUM_ATTRIBUTES
 
@@ -92,11 +93,7 @@ def write_submission(
     if validate:
         validate_submission(submission).raise_if_invalid('submission to write')
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    with open(tmp, 'wb') as f:
-        pickle.dump(dict(submission), f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: pickle.dump(dict(submission), f, protocol=pickle.HIGHEST_PROTOCOL))
     return path
 
 

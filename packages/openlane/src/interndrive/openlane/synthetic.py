@@ -18,12 +18,13 @@ missed and spurious lanes and boxes, scored topology) for metric tests and bench
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from interndrive.common.engine.atomic_files import atomic_write_bytes
 
 from .constants import CAMERAS, LANDSCAPE_IMAGE_SIZE, NUM_ATTRIBUTES, PORTRAIT_IMAGE_SIZE
 
@@ -178,15 +179,8 @@ def make_frame_info(
     return info
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
-    _write_atomic(Path(path), json.dumps(obj).encode())
+    atomic_write_bytes(path, json.dumps(obj).encode())
 
 
 def _render_image(info: Mapping[str, Any], camera: str, size: tuple[int, int]) -> np.ndarray:
@@ -275,7 +269,9 @@ def write_dataset(
                         size = (round(full[0] * image_scale), round(full[1] * image_scale))
                         ok, buf = cv2.imencode('.jpg', _render_image(info, camera, size))
                         assert ok
-                        _write_atomic(root / info['sensor'][camera]['image_path'], buf.tobytes())
+                        atomic_write_bytes(
+                            root / info['sensor'][camera]['image_path'], buf.tobytes()
+                        )
                 data_dict[split][segment_id].append(f'{timestamp}.json')
     split_file = root / f'data_dict_{name}.json'
     write_json_atomic(split_file, data_dict)

@@ -11,12 +11,13 @@ topology as arrows from the end of a lane to the start of its successor.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from interndrive.common.engine.atomic_files import atomic_write
 
 from .constants import BEV_RANGE, FRONT_CAMERA, PORTRAIT_IMAGE_SIZE, TRAFFIC_ELEMENT_ATTRIBUTES
 
@@ -196,9 +197,5 @@ def render_frame(
     )
     fig.tight_layout()
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f'.{out_path.stem}.tmp{os.getpid()}.png')
-    fig.savefig(tmp, format='png')
-    os.replace(tmp, out_path)
-    return out_path
+    atomic_write(out_path, lambda f: fig.savefig(f, format='png'))
+    return Path(out_path)
