@@ -65,6 +65,17 @@ Dcnv3Params make_params(const at::Tensor& input, const at::Tensor& offset, const
   return p;
 }
 
+void check_grad_output(const at::Tensor& grad_output, const at::Tensor& input,
+                       const Dcnv3Params& p) {
+  TORCH_CHECK(grad_output.device() == input.device() &&
+                  grad_output.scalar_type() == input.scalar_type(),
+              "dcnv3: grad_output must match input's device and dtype");
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == p.batch &&
+                  grad_output.size(1) == p.height_out && grad_output.size(2) == p.width_out &&
+                  grad_output.size(3) == p.channels,
+              "dcnv3: grad_output must have the output's shape, got ", grad_output.sizes());
+}
+
 }  // namespace dcnv3
 
 TORCH_LIBRARY(dcnv3, m) {

@@ -25,4 +25,8 @@ Dcnv3Params make_params(const at::Tensor& input, const at::Tensor& offset, const
                         int64_t group, int64_t group_channels, double offset_scale,
                         bool remove_center);
 
+// Checks that grad_output matches the output of the call described by `p` (device, dtype, shape).
+void check_grad_output(const at::Tensor& grad_output, const at::Tensor& input,
+                       const Dcnv3Params& p);
+
 }  // namespace dcnv3

@@ -79,13 +79,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cpu(
                                     pad_h, pad_w, dilation_h, dilation_w, group, group_channels,
                                     offset_scale, remove_center);
   check_cpu(input, "input");
-  TORCH_CHECK(grad_output.device() == input.device() &&
-                  grad_output.scalar_type() == input.scalar_type(),
-              "dcnv3: grad_output must match input's device and dtype");
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == p.batch &&
-                  grad_output.size(1) == p.height_out && grad_output.size(2) == p.width_out &&
-                  grad_output.size(3) == p.channels,
-              "dcnv3: grad_output must have the output's shape, got ", grad_output.sizes());
+  check_grad_output(grad_output, input, p);
   const at::Tensor go = grad_output.contiguous(), x = input.contiguous(),
                    off = offset.contiguous(), msk = mask.contiguous();
   at::Tensor grad_input = at::zeros_like(x);
