@@ -12,8 +12,8 @@ from .reference import dcnv3_reference
 
 __all__ = ['dcnv3', 'kernel_supports']
 
-_CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-_CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# Both kernels dispatch on the same types (AT_DISPATCH_FLOATING_TYPES_AND2(Half, BFloat16)).
+_KERNEL_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 _warned: set[str] = set()
 
 
@@ -28,13 +28,13 @@ def kernel_supports(input: torch.Tensor) -> tuple[bool, str]:
     if not _ops.has_compiled_ops():
         return False, f'the DCNv3 extension is not available ({_ops.load_error()})'
     if input.device.type == 'cpu':
-        if input.dtype in _CPU_DTYPES:
+        if input.dtype in _KERNEL_DTYPES:
             return True, ''
         return False, f'the CPU kernel does not support {input.dtype}'
     if input.device.type == 'cuda':
         if not _ops.has_cuda_kernel():
             return False, 'the DCNv3 extension was built without the CUDA kernel'
-        if input.dtype in _CUDA_DTYPES:
+        if input.dtype in _KERNEL_DTYPES:
             return True, ''
         return False, f'the CUDA kernel does not support {input.dtype}'
     return False, f'no DCNv3 kernel for device type {input.device.type!r}'
