@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from interndrive.common.engine.atomic_files import atomic_write_bytes
 
 from .errors import HDMapInputError, MissingPathError
 
@@ -23,18 +24,9 @@ def _to_jsonable(obj: Any) -> Any:
 
 
 def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
-    """Writes `payload` to a temp file in the same folder, then renames it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Writes `payload` atomically (common's temp file + fsync + rename) and returns the path."""
+    atomic_write_bytes(path, payload)
+    return Path(path)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:

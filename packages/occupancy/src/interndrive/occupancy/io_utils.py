@@ -10,27 +10,23 @@ import io
 import json
 import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from interndrive.common.engine.atomic_files import atomic_write as common_atomic_write
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
-    """Calls `write(file)` on a temporary file next to `path`, then renames it onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Calls `write(file)` on a temporary file next to `path`, then renames it onto `path`.
+
+    The one implementation lives in `interndrive.common.engine.atomic_files` (torch-free, fsync,
+    normal file permissions); this wrapper returns the path, which the callers here print.
+    """
+    common_atomic_write(path, write)
+    return Path(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
