@@ -72,7 +72,11 @@ def _install(session: nox.Session, *packages: str, with_mm: bool = True) -> None
     base_env.install_base(_run_pip(session), with_mm=with_mm)
     # `[test]` pulls a package's test-only needs where it declares them (pip ignores a missing extra).
     local = [f'{ROOT / p}[test]' for p in packages if p != 'dcnv3']
-    session.install('-c', CONSTRAINTS, _dcnv3_wheel(session), *local)
+    wheel = _dcnv3_wheel(session)
+    # The wheel's version never changes, so in a reused venv pip would keep an older build:
+    # reinstall it (no deps: torch is already pinned) whenever the sources changed.
+    session.install('--force-reinstall', '--no-deps', wheel)
+    session.install('-c', CONSTRAINTS, wheel, *local)
     if 'packages/openlane' in packages:
         session.install('--no-deps', OPENLANEV2)
 
